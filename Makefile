@@ -1,0 +1,90 @@
+# Every target the README names. Each creates the environments it needs.
+PY312 ?= $(shell command -v python3.12 2>/dev/null || echo $(HOME)/.pyenv/versions/3.12.1/bin/python3.12)
+VENV := .venv
+SAM_VENV := .venv-sam
+SDK_VENV := .venv-sdk
+PY := $(VENV)/bin/python
+# sam build needs a real python3.12 first on PATH (the pyenv shim fails while the global is 3.11).
+SAM := PATH=$(CURDIR)/$(VENV)/bin:$(PATH) $(SAM_VENV)/bin/sam
+
+.PHONY: help venv tools demo up down env invoke test unit integration e2e lint format typecheck validate build deploy bench clean
+
+help:
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(VENV)/.stamp: requirements/dev.txt pyproject.toml
+	test -x $(PY) || $(PY312) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements/dev.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+$(SAM_VENV)/.stamp: requirements/sam.txt
+	test -x $(SAM_VENV)/bin/python || $(PY312) -m venv $(SAM_VENV)
+	$(SAM_VENV)/bin/python -m pip install -q -r requirements/sam.txt
+	touch $@
+
+$(SDK_VENV)/.stamp: requirements/sdk.txt
+	test -x $(SDK_VENV)/bin/python || $(PY312) -m venv $(SDK_VENV)
+	$(SDK_VENV)/bin/python -m pip install -q -r requirements/sdk.txt
+	touch $@
+
+venv: $(VENV)/.stamp ## project environment (functions, local cloud, tests)
+tools: $(SAM_VENV)/.stamp $(SDK_VENV)/.stamp ## SAM CLI and SageMaker SDK, each in its own environment
+
+demo: venv ## whole chain on the local cloud with the sample data, ending in a prediction
+	$(VENV)/bin/xgbpipe demo
+
+up: venv ## start the local cloud
+	$(VENV)/bin/xgbpipe local up
+
+down: venv ## stop the local cloud
+	$(VENV)/bin/xgbpipe local down
+
+env: venv ## print the shell exports that point boto3 and the AWS CLI at the local cloud
+	@$(VENV)/bin/xgbpipe local env
+
+FUNCTION ?= start_training
+EVENT ?= events/$(FUNCTION).json
+invoke: venv ## run one function on the local cloud: make invoke FUNCTION=predict EVENT=events/predict.json
+	$(VENV)/bin/xgbpipe local invoke $(FUNCTION) --event $(EVENT)
+
+test: venv tools ## unit, integration, template and end-to-end tests
+	$(PY) -m pytest -n 2 --dist loadgroup
+
+unit: venv
+	$(PY) -m pytest tests/unit
+
+integration: venv
+	$(PY) -m pytest tests/integration
+
+e2e: venv
+	$(PY) -m pytest tests/e2e
+
+lint: venv ## ruff (lint and format check) and mypy
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy functions layers xgbpipe
+
+format: venv
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+typecheck: venv
+	$(VENV)/bin/mypy functions layers xgbpipe
+
+validate: venv tools ## cfn-lint and sam validate --lint
+	$(VENV)/bin/cfn-lint template.yaml
+	$(SAM) validate --lint --region us-east-1
+
+build: venv tools ## sam build (no Docker needed)
+	$(SAM) build
+
+deploy: build ## sam deploy --guided to your AWS account
+	$(SAM) deploy --guided
+
+bench: venv ## benchmarks of the local SageMaker and the chain
+	$(PY) -m benchmarks
+
+clean:
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
