@@ -1,11 +1,16 @@
 # Every target the README names. Each creates the environments it needs.
-PY312 ?= $(shell command -v python3.12 2>/dev/null || echo $(HOME)/.pyenv/versions/3.12.1/bin/python3.12)
+# The first python3.12 that runs: PATH (a pyenv shim fails while another version is global), then
+# the newest pyenv 3.12. Override with `make PY312=/path/to/python3.12`.
+ifeq ($(origin PY312),undefined)
+PY312 := $(shell for p in python3.12 $$(ls -d "$${PYENV_ROOT:-$$HOME/.pyenv}"/versions/3.12*/bin/python3.12 2>/dev/null | sort -rV); do "$$p" -c "" 2>/dev/null && { command -v "$$p"; break; }; done)
+endif
 VENV := .venv
 SAM_VENV := .venv-sam
 SDK_VENV := .venv-sdk
 PY := $(VENV)/bin/python
 # sam build needs a real python3.12 first on PATH (the pyenv shim fails while the global is 3.11).
-SAM := PATH=$(CURDIR)/$(VENV)/bin:$(PATH) $(SAM_VENV)/bin/sam
+SAM := PATH=$(CURDIR)/$(VENV)/bin:$(PATH) SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
+NEED_PY312 = @test -n "$(PY312)" || { echo "python3.12 not found: install it (pyenv install 3.12) or run make PY312=/path/to/python3.12" >&2; exit 1; }
 
 .PHONY: help venv tools demo up down env invoke test unit integration e2e lint format typecheck validate build deploy bench clean
 
@@ -13,6 +18,7 @@ help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
 
 $(VENV)/.stamp: requirements/dev.txt pyproject.toml
+	$(NEED_PY312)
 	test -x $(PY) || $(PY312) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements/dev.txt
@@ -20,11 +26,13 @@ $(VENV)/.stamp: requirements/dev.txt pyproject.toml
 	touch $@
 
 $(SAM_VENV)/.stamp: requirements/sam.txt
+	$(NEED_PY312)
 	test -x $(SAM_VENV)/bin/python || $(PY312) -m venv $(SAM_VENV)
 	$(SAM_VENV)/bin/python -m pip install -q -r requirements/sam.txt
 	touch $@
 
 $(SDK_VENV)/.stamp: requirements/sdk.txt
+	$(NEED_PY312)
 	test -x $(SDK_VENV)/bin/python || $(PY312) -m venv $(SDK_VENV)
 	$(SDK_VENV)/bin/python -m pip install -q -r requirements/sdk.txt
 	touch $@
