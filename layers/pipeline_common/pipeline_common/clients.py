@@ -1,0 +1,28 @@
+"""boto3 clients, built once per warm Lambda container and swappable in tests (cache_clear)."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Standard retry mode backs off on throttling, which SageMaker's control plane applies per account.
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.client(service, config=_CONFIG)
+
+
+@cache
+def table(name: str) -> Any:
+    return boto3.resource("dynamodb", config=_CONFIG).Table(name)
+
+
+def reset() -> None:
+    """Forget cached clients (tests switch endpoints and credentials between cases)."""
+    client.cache_clear()
+    table.cache_clear()

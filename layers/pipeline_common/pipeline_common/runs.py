@@ -1,0 +1,204 @@
+"""The Runs table: one item per run, plus one item per model naming its live version.
+
+Every transition is a conditional write, so a duplicated event (S3 and EventBridge deliver at
+least once) cannot move a run twice, and only one invocation sends a run's notification.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline_common import clients
+from pipeline_common.naming import RunRef
+
+# Sort key of the per-model item; run ids are hex, so it cannot clash with one.
+MODEL_ITEM = "_model"
+
+
+class Stage(StrEnum):
+    VALIDATING = "validating"
+    TRAINING = "training"
+    TRANSFORMING = "transforming"
+    EVALUATING = "evaluating"
+    DEPLOYING = "deploying"
+    DONE = "done"
+
+
+class Status(StrEnum):
+    IN_PROGRESS = "in_progress"
+    DEPLOYED = "deployed"
+    REJECTED = "rejected"
+    INVALID = "invalid"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_item(value: Any) -> Any:
+    """Python values -> DynamoDB's (floats become Decimals; NaN and inf cannot be stored)."""
+    if isinstance(value, float):
+        return Decimal(repr(value)) if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: to_item(v) for k, v in value.items() if v is not None}
+    if isinstance(value, list | tuple):
+        return [to_item(v) for v in value]
+    return value
+
+
+def from_item(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, Mapping):
+        return {k: from_item(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [from_item(v) for v in value]
+    return value
+
+
+def _is_condition_failure(error: ClientError) -> bool:
+    return error.response.get("Error", {}).get("Code") == "ConditionalCheckFailedException"
+
+
+class RunsTable:
+    def __init__(self, name: str) -> None:
+        self._table = clients.table(name)
+
+    def begin(self, ref: RunRef, fields: Mapping[str, Any]) -> bool:
+        """Create the run; re-enter one a crash left in validation. False when it got further."""
+        stamp = now()
+        try:
+            self._update(
+                ref,
+                {"stage": Stage.VALIDATING, "status": Status.IN_PROGRESS, **fields},
+                condition="attribute_not_exists(run_id) OR (#stage = :validating AND "
+                "#status = :in_progress)",
+                extra_values={":validating": Stage.VALIDATING, ":in_progress": Status.IN_PROGRESS},
+                created_at=stamp,
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        self._table.update_item(
+            Key={"model": ref.model, "run_id": MODEL_ITEM},
+            UpdateExpression="SET latest_run_id = :run, updated_at = :now",
+            ExpressionAttributeValues={":run": ref.run_id, ":now": stamp},
+        )
+        return True
+
+    def advance(self, ref: RunRef, frm: Stage, to: Stage, fields: Mapping[str, Any]) -> bool:
+        """Move an in-progress run from one stage to the next; False if it is not there."""
+        return self._transition(
+            ref,
+            {"stage": to, **fields},
+            condition="#stage = :from AND #status = :in_progress",
+            extra_values={":from": frm, ":in_progress": Status.IN_PROGRESS},
+        )
+
+    def finish(
+        self, ref: RunRef, status: Status, reason: str, fields: Mapping[str, Any] | None = None
+    ) -> bool:
+        """Record a terminal state once; False when the run had already ended."""
+        return self._transition(
+            ref,
+            {
+                "stage": Stage.DONE,
+                "status": status,
+                "reason": reason,
+                "finished_at": now(),
+                **(fields or {}),
+            },
+            condition="attribute_not_exists(#status) OR #status = :in_progress",
+            extra_values={":in_progress": Status.IN_PROGRESS},
+        )
+
+    def get(self, ref: RunRef) -> dict[str, Any] | None:
+        item = self._table.get_item(Key={"model": ref.model, "run_id": ref.run_id}).get("Item")
+        return from_item(item) if item else None
+
+    def model(self, model: str) -> dict[str, Any] | None:
+        item = self._table.get_item(Key={"model": model, "run_id": MODEL_ITEM}).get("Item")
+        return from_item(item) if item else None
+
+    def set_live(self, model: str, live: Mapping[str, Any]) -> None:
+        self._table.update_item(
+            Key={"model": model, "run_id": MODEL_ITEM},
+            UpdateExpression="SET live = :live, updated_at = :now",
+            ExpressionAttributeValues={":live": to_item(live), ":now": now()},
+        )
+
+    def set_deploying(self, ref: RunRef) -> None:
+        """Name the run whose endpoint change is under way, to judge the endpoint's next event."""
+        self._table.update_item(
+            Key={"model": ref.model, "run_id": MODEL_ITEM},
+            UpdateExpression="SET deploying_run_id = :run, updated_at = :now",
+            ExpressionAttributeValues={":run": ref.run_id, ":now": now()},
+        )
+
+    def clear_live(self, model: str, endpoint_config: str) -> bool:
+        """Forget the live version if it is still the one on that endpoint config."""
+        try:
+            self._table.update_item(
+                Key={"model": model, "run_id": MODEL_ITEM},
+                UpdateExpression="REMOVE live SET updated_at = :now",
+                ConditionExpression="live.endpoint_config = :config",
+                ExpressionAttributeValues={":config": endpoint_config, ":now": now()},
+            )
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def _transition(
+        self,
+        ref: RunRef,
+        fields: Mapping[str, Any],
+        condition: str,
+        extra_values: Mapping[str, Any],
+    ) -> bool:
+        try:
+            self._update(ref, fields, condition, extra_values)
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True
+
+    def _update(
+        self,
+        ref: RunRef,
+        fields: Mapping[str, Any],
+        condition: str,
+        extra_values: Mapping[str, Any],
+        created_at: str | None = None,
+    ) -> None:
+        names = {"#stage": "stage", "#status": "status"}
+        values: dict[str, Any] = {":now": now(), **extra_values}
+        sets = ["updated_at = :now"]
+        for index, (name, value) in enumerate(fields.items()):
+            if value is None:
+                continue
+            names[f"#f{index}"] = name
+            values[f":f{index}"] = to_item(value)
+            sets.append(f"#f{index} = :f{index}")
+        if created_at:
+            values[":created"] = created_at
+            sets.append("created_at = if_not_exists(created_at, :created)")
+        self._table.update_item(
+            Key={"model": ref.model, "run_id": ref.run_id},
+            UpdateExpression="SET " + ", ".join(sets),
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+        )

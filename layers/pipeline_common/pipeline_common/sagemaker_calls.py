@@ -1,0 +1,50 @@
+"""SageMaker control-plane calls with the idempotency the event-driven flow needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline_common import clients
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def already_exists(error: ClientError) -> bool:
+    """SageMaker says "exists" with ResourceInUse for jobs and ValidationException for the rest."""
+    message = str(error.response.get("Error", {}).get("Message", "")).lower()
+    return error_code(error) == "ResourceInUse" or (
+        error_code(error) == "ValidationException" and "already exist" in message
+    )
+
+
+def not_found(error: ClientError) -> bool:
+    message = str(error.response.get("Error", {}).get("Message", "")).lower()
+    return error_code(error) == "ResourceNotFound" or (
+        error_code(error) == "ValidationException"
+        and ("could not find" in message or "not found" in message)
+    )
+
+
+def create(operation: str, request: dict[str, Any]) -> bool:
+    """Call a Create* operation; False when a replay finds the resource already made."""
+    try:
+        getattr(clients.client("sagemaker"), operation)(**request)
+    except ClientError as error:
+        if already_exists(error):
+            return False
+        raise
+    return True
+
+
+def describe_endpoint(name: str) -> dict[str, Any] | None:
+    try:
+        response: dict[str, Any] = clients.client("sagemaker").describe_endpoint(EndpointName=name)
+    except ClientError as error:
+        if not_found(error):
+            return None
+        raise
+    return response

@@ -1,0 +1,154 @@
+"""Requests for SageMaker's control plane, built as plain dicts from a run and the settings.
+
+They follow the seed's notebook (Estimator.fit, transformer.transform, deploy) with the built-in
+XGBoost algorithm's conventions: text/csv, label in column 0, one image for training and serving.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pipeline_common.config import EndpointKind, Settings
+from pipeline_common.hyperparameters import ResolvedHyperparameters
+from pipeline_common.naming import RunRef, job_name, run_prefix
+from pipeline_common.storage import s3_uri
+
+CSV = "text/csv"
+VARIANT_NAME = "AllTraffic"
+TEST_FILE = "test.csv"
+# Batch transform names its output after the input object (facts sheet, section 5).
+TRANSFORM_OUTPUT_FILE = f"{TEST_FILE}.out"
+TRAINING_VOLUME_GB = 30
+MAX_TRAINING_SECONDS = 3600
+MAX_PAYLOAD_MB = 6
+
+
+def input_key(ref: RunRef, file_name: str) -> str:
+    return f"{run_prefix(ref)}/input/{file_name}"
+
+
+def training_output_prefix(ref: RunRef) -> str:
+    return f"{run_prefix(ref)}/training"
+
+
+def transform_output_prefix(ref: RunRef) -> str:
+    return f"{run_prefix(ref)}/transform"
+
+
+def transform_output_key(ref: RunRef) -> str:
+    return f"{transform_output_prefix(ref)}/{TRANSFORM_OUTPUT_FILE}"
+
+
+def metrics_key(ref: RunRef) -> str:
+    return f"{run_prefix(ref)}/metrics.json"
+
+
+def tags(ref: RunRef) -> list[dict[str, str]]:
+    return [
+        {"Key": "xgbpipe:model", "Value": ref.model},
+        {"Key": "xgbpipe:run-id", "Value": ref.run_id},
+    ]
+
+
+def _csv_channel(name: str, uri: str) -> dict[str, Any]:
+    return {
+        "ChannelName": name,
+        "DataSource": {
+            "S3DataSource": {
+                "S3DataType": "S3Prefix",
+                "S3Uri": uri,
+                "S3DataDistributionType": "FullyReplicated",
+            }
+        },
+        # Without a ContentType the container assumes libsvm (facts sheet, section 2).
+        "ContentType": CSV,
+        "CompressionType": "None",
+    }
+
+
+def training_job_request(
+    settings: Settings, ref: RunRef, hyperparameters: ResolvedHyperparameters
+) -> dict[str, Any]:
+    bucket = settings.data_bucket
+    return {
+        "TrainingJobName": job_name(settings.job_prefix, ref),
+        "AlgorithmSpecification": {
+            "TrainingImage": settings.xgboost_image_uri,
+            "TrainingInputMode": "File",
+        },
+        "RoleArn": settings.sagemaker_role_arn,
+        "InputDataConfig": [
+            _csv_channel("train", s3_uri(bucket, input_key(ref, "train.csv"))),
+            _csv_channel("validation", s3_uri(bucket, input_key(ref, "validation.csv"))),
+        ],
+        "OutputDataConfig": {"S3OutputPath": s3_uri(bucket, training_output_prefix(ref))},
+        "ResourceConfig": {
+            "InstanceType": settings.training_instance_type,
+            "InstanceCount": 1,
+            "VolumeSizeInGB": TRAINING_VOLUME_GB,
+        },
+        "StoppingCondition": {"MaxRuntimeInSeconds": MAX_TRAINING_SECONDS},
+        "HyperParameters": dict(hyperparameters.values),
+        "Tags": tags(ref),
+    }
+
+
+def model_request(
+    settings: Settings, ref: RunRef, image: str, model_data_url: str
+) -> dict[str, Any]:
+    return {
+        "ModelName": job_name(settings.job_prefix, ref),
+        "PrimaryContainer": {"Image": image, "ModelDataUrl": model_data_url},
+        "ExecutionRoleArn": settings.sagemaker_role_arn,
+        "Tags": tags(ref),
+    }
+
+
+def transform_job_request(settings: Settings, ref: RunRef) -> dict[str, Any]:
+    name = job_name(settings.job_prefix, ref)
+    bucket = settings.data_bucket
+    return {
+        "TransformJobName": name,
+        "ModelName": name,
+        "MaxPayloadInMB": MAX_PAYLOAD_MB,
+        "BatchStrategy": "MultiRecord",
+        "TransformInput": {
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": s3_uri(bucket, input_key(ref, TEST_FILE)),
+                }
+            },
+            "ContentType": CSV,
+            "SplitType": "Line",
+            "CompressionType": "None",
+        },
+        "TransformOutput": {
+            "S3OutputPath": s3_uri(bucket, transform_output_prefix(ref)),
+            "Accept": CSV,
+            "AssembleWith": "Line",
+        },
+        "TransformResources": {
+            "InstanceType": settings.transform_instance_type,
+            "InstanceCount": 1,
+        },
+        # test.csv keeps its label: hide it from the model, then join the prediction to the row
+        # so the evaluation reads label and prediction from one line.
+        "DataProcessing": {"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$"},
+        "Tags": tags(ref),
+    }
+
+
+def endpoint_config_request(settings: Settings, ref: RunRef) -> dict[str, Any]:
+    name = job_name(settings.job_prefix, ref)
+    variant: dict[str, Any] = {"VariantName": VARIANT_NAME, "ModelName": name}
+    if settings.endpoint_kind is EndpointKind.SERVERLESS:
+        variant["ServerlessConfig"] = {
+            "MemorySizeInMB": settings.serverless_memory_mb,
+            "MaxConcurrency": settings.serverless_max_concurrency,
+        }
+    else:
+        variant["InstanceType"] = settings.endpoint_instance_type
+        variant["InitialInstanceCount"] = settings.endpoint_instance_count
+        variant["InitialVariantWeight"] = 1.0
+    return {"EndpointConfigName": name, "ProductionVariants": [variant], "Tags": tags(ref)}

@@ -1,0 +1,144 @@
+"""A drop of train/validation/test CSVs becomes exactly one validated training job."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline_common import storage
+from pipeline_common.config import Settings
+from pipeline_common.hyperparameters import (
+    HyperparameterError,
+    ResolvedHyperparameters,
+    resolve_hyperparameters,
+)
+from pipeline_common.lifecycle import conclude
+from pipeline_common.naming import (
+    DATASET_FILES,
+    HYPERPARAMETERS_FILE,
+    RunRef,
+    dataset_key,
+    job_name,
+    model_name_problem,
+    run_id,
+)
+from pipeline_common.observability import logger, metrics
+from pipeline_common.outcome import Outcome
+from pipeline_common.runs import RunsTable, Stage, Status
+from pipeline_common.sagemaker_calls import create
+from pipeline_common.sagemaker_requests import input_key, training_job_request
+from pipeline_common.validation import DropRejected, check_drop, profile_csv
+
+
+class SupersededUpload(RuntimeError):
+    """A file changed while the run was being prepared; the newer upload's event takes over."""
+
+
+def start_training(settings: Settings, model: str) -> Outcome:
+    bucket = settings.data_bucket
+    names = (*DATASET_FILES, HYPERPARAMETERS_FILE)
+    objects = {name: storage.head(bucket, dataset_key(model, name)) for name in names}
+    missing = [name for name in DATASET_FILES if objects[name] is None]
+    if missing:
+        return Outcome("waiting", model=model, detail=f"waiting for {', '.join(missing)}")
+    present = {name: obj for name, obj in objects.items() if obj is not None}
+    ref = RunRef(model, run_id({n: o.etag for n, o in present.items()}, settings.fingerprint()))
+    runs = RunsTable(settings.runs_table)
+    inputs = {
+        name: {"key": obj.key, "etag": obj.etag, "version_id": obj.version_id, "size": obj.size}
+        for name, obj in present.items()
+    }
+    if not runs.begin(ref, {"inputs": inputs}):
+        return Outcome("duplicate", model, ref.run_id, "this set of files already has a run")
+    try:
+        hyperparameters, num_features = _validate(settings, ref, present)
+    except (DropRejected, HyperparameterError) as rejected:
+        return reject(settings, runs, ref, str(rejected))
+    except SupersededUpload as superseded:
+        return reject(settings, runs, ref, str(superseded), status=Status.STOPPED)
+
+    request = training_job_request(settings, ref, hyperparameters)
+    created = create("create_training_job", request)
+    runs.advance(
+        ref,
+        Stage.VALIDATING,
+        Stage.TRAINING,
+        {
+            "training_job": request["TrainingJobName"],
+            "objective": hyperparameters.objective,
+            "problem": hyperparameters.problem,
+            "num_class": hyperparameters.num_class,
+            "num_features": num_features,
+            "hyperparameters": hyperparameters.values,
+        },
+    )
+    if created:
+        metrics.add_metric(name="TrainingJobsStarted", unit="Count", value=1)
+    logger.info("training job started", extra={"job": request["TrainingJobName"]})
+    return Outcome(
+        "training_started" if created else "training_already_started",
+        model,
+        ref.run_id,
+        data={"training_job": job_name(settings.job_prefix, ref), "num_features": num_features},
+    )
+
+
+def _validate(
+    settings: Settings, ref: RunRef, present: dict[str, storage.StoredObject]
+) -> tuple[ResolvedHyperparameters, int]:
+    problem = model_name_problem(ref.model)
+    if problem:
+        raise DropRejected(problem)
+    hyperparameters = resolve_hyperparameters(_user_hyperparameters(settings, present))
+    for name in DATASET_FILES:
+        _snapshot(settings.data_bucket, present[name], input_key(ref, name))
+    profiles = [
+        profile_csv(name, storage.iter_lines(settings.data_bucket, input_key(ref, name)))
+        for name in DATASET_FILES
+    ]
+    return hyperparameters, check_drop(*profiles, hyperparameters)
+
+
+def _user_hyperparameters(
+    settings: Settings, present: dict[str, storage.StoredObject]
+) -> dict[str, Any] | None:
+    stored = present.get(HYPERPARAMETERS_FILE)
+    if stored is None:
+        return None
+    raw = storage.read_bytes(settings.data_bucket, stored.key, stored.version_id)
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise HyperparameterError(f"{HYPERPARAMETERS_FILE} is not valid JSON: {error}") from error
+    if not isinstance(document, dict):
+        raise HyperparameterError(
+            f'{HYPERPARAMETERS_FILE} must be a JSON object such as {{"max_depth": 5}}'
+        )
+    return document
+
+
+def _snapshot(bucket: str, source: storage.StoredObject, target_key: str) -> None:
+    try:
+        storage.snapshot(bucket, source, target_key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {
+            "NoSuchKey",
+            "404",
+            "NoSuchVersion",
+            "PreconditionFailed",
+            "412",
+        }:
+            raise SupersededUpload(
+                f"{source.key} changed while the run was being prepared; the newer upload "
+                "starts its own run"
+            ) from error
+        raise
+
+
+def reject(
+    settings: Settings, runs: RunsTable, ref: RunRef, reason: str, status: Status = Status.INVALID
+) -> Outcome:
+    logger.warning("drop rejected", extra={"model": ref.model, "reason": reason})
+    return conclude(settings, runs, ref, status, reason)
