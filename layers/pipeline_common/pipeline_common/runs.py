@@ -183,7 +183,7 @@ class RunsTable:
         extra_values: Mapping[str, Any],
         created_at: str | None = None,
     ) -> None:
-        names = {"#stage": "stage", "#status": "status"}
+        names = {k: v for k, v in (("#stage", "stage"), ("#status", "status")) if k in condition}
         values: dict[str, Any] = {":now": now(), **extra_values}
         sets = ["updated_at = :now"]
         for index, (name, value) in enumerate(fields.items()):
