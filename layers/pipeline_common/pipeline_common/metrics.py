@@ -1,0 +1,272 @@
+"""Score a batch transform's joined output (label beside prediction) in one streaming pass.
+
+Each output line is the original test row (label first, `input_width` fields) followed by the
+prediction: one value, or for multi:softprob one probability per class, which the container may
+write as `[0.1, 0.2, 0.7]`. The definitions match scikit-learn's (`mean_squared_error`,
+`mean_absolute_error`, `r2_score`, `roc_auc_score`, `accuracy_score`, `log_loss`), without numpy,
+which the Lambda layer does not carry.
+"""
+
+import math
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Protocol
+
+from pipeline_common.problem import ProblemType
+
+
+class EvaluationError(ValueError):
+    """Batch transform output that cannot be scored; the message names the line."""
+
+
+PRIMARY_METRIC: Mapping[ProblemType, str] = MappingProxyType(
+    {
+        ProblemType.REGRESSION: "rmse",
+        ProblemType.BINARY: "auc",
+        ProblemType.MULTICLASS: "accuracy",
+    }
+)
+HIGHER_IS_BETTER: Mapping[str, bool] = MappingProxyType(
+    {"rmse": False, "mae": False, "r2": True, "auc": True, "accuracy": True, "logloss": False}
+)
+
+# scikit-learn's log_loss clips probabilities to [eps, 1 - eps] with eps of float64.
+LOG_LOSS_EPS = sys.float_info.epsilon
+_BRACKETS = b'[] "'
+
+
+def evaluate_joined_output(
+    lines: Iterable[bytes],
+    problem: ProblemType,
+    input_width: int,
+    num_class: int | None = None,
+    *,
+    objective: str | None = None,
+) -> dict[str, float]:
+    """Compute the metrics for `problem` from joined batch transform output lines.
+
+    `objective` tells how binary predictions read: probabilities (binary:logistic), margins
+    (binary:logitraw) or 0/1 classes (binary:hinge). Without it, predictions all within [0, 1]
+    count as probabilities and any outside as margins.
+    """
+    scorer: _Scorer
+    if problem is ProblemType.REGRESSION:
+        scorer = _RegressionScorer()
+    elif problem is ProblemType.BINARY:
+        scorer = _BinaryScorer(objective)
+    else:
+        scorer = _MulticlassScorer(num_class)
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip(b"\r\n")
+        if not line.strip():
+            continue
+        label, prediction = _split(line, number, input_width)
+        scorer.add(number, label, prediction)
+    if scorer.rows == 0:
+        raise EvaluationError("The batch transform output has no rows to evaluate.")
+    return scorer.result()
+
+
+def _number(text: bytes, number: int, what: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise EvaluationError(f"Line {number}: the {what} {text[:40]!r} is not a number.") from None
+    if not math.isfinite(value):
+        raise EvaluationError(f"Line {number}: the {what} is {value}, not a finite number.")
+    return value
+
+
+def _split(line: bytes, number: int, input_width: int) -> tuple[float, list[float]]:
+    fields = line.split(b",")
+    predicted = [f.strip(_BRACKETS) for f in fields[input_width:]]
+    predicted = [f for f in predicted if f]
+    if not predicted:
+        raise EvaluationError(
+            f"Line {number} has {len(fields)} fields and no prediction after the {input_width} "
+            "input fields; was the transform job run with JoinSource Input?"
+        )
+    label = _number(fields[0], number, "label")
+    return label, [_number(f, number, "prediction") for f in predicted]
+
+
+@dataclass
+class _Sum:
+    """Neumaier's compensated sum: exact enough that long sums match numpy's pairwise sums."""
+
+    total: float = 0.0
+    compensation: float = 0.0
+
+    def add(self, value: float) -> None:
+        new_total = self.total + value
+        if abs(self.total) >= abs(value):
+            self.compensation += (self.total - new_total) + value
+        else:
+            self.compensation += (value - new_total) + self.total
+        self.total = new_total
+
+    @property
+    def value(self) -> float:
+        return self.total + self.compensation
+
+
+class _Scorer(Protocol):
+    rows: int
+
+    def add(self, number: int, label: float, prediction: list[float]) -> None: ...
+
+    def result(self) -> dict[str, float]: ...
+
+
+def _single(number: int, prediction: list[float]) -> float:
+    if len(prediction) != 1:
+        raise EvaluationError(
+            f"Line {number} has {len(prediction)} prediction values; expected one."
+        )
+    return prediction[0]
+
+
+@dataclass
+class _RegressionScorer:
+    rows: int = 0
+    squared_error: _Sum = field(default_factory=_Sum)
+    absolute_error: _Sum = field(default_factory=_Sum)
+    label_mean: float = 0.0
+    label_m2: _Sum = field(default_factory=_Sum)  # Welford's sum of squared deviations
+
+    def add(self, number: int, label: float, prediction: list[float]) -> None:
+        error = label - _single(number, prediction)
+        self.rows += 1
+        self.squared_error.add(error * error)
+        self.absolute_error.add(abs(error))
+        delta = label - self.label_mean
+        self.label_mean += delta / self.rows
+        self.label_m2.add(delta * (label - self.label_mean))
+
+    def result(self) -> dict[str, float]:
+        sse = self.squared_error.value
+        metrics: dict[str, float] = {
+            "rows": self.rows,
+            "rmse": math.sqrt(sse / self.rows),
+            "mae": self.absolute_error.value / self.rows,
+        }
+        if self.rows >= 2:  # R^2 is undefined for one row
+            sst = self.label_m2.value
+            # As scikit-learn's r2_score (force_finite): a constant label scores 1 or 0.
+            metrics["r2"] = 1.0 - sse / sst if sst > 0 else float(sse == 0)
+        return metrics
+
+
+def _binary_label(number: int, label: float) -> int:
+    if label not in (0.0, 1.0):
+        raise EvaluationError(f"Line {number}: the label {label:g} is not 0 or 1.")
+    return int(label)
+
+
+def _clipped_log(probability: float) -> float:
+    return math.log(min(max(probability, LOG_LOSS_EPS), 1 - LOG_LOSS_EPS))
+
+
+@dataclass
+class _BinaryScorer:
+    objective: str | None
+    rows: int = 0
+    # Per distinct score, the count of [negatives, positives]: AUC with ties, exactly.
+    counts: dict[float, list[int]] = field(default_factory=dict)
+    correct_at_half: int = 0
+    correct_at_zero: int = 0
+    log_loss: _Sum = field(default_factory=_Sum)
+    all_probabilities: bool = True
+
+    def add(self, number: int, label: float, prediction: list[float]) -> None:
+        positive = _binary_label(number, label)
+        score = _single(number, prediction)
+        self.rows += 1
+        self.counts.setdefault(score, [0, 0])[positive] += 1
+        self.correct_at_half += (score > 0.5) == positive
+        self.correct_at_zero += (score > 0.0) == positive
+        if 0.0 <= score <= 1.0:
+            self.log_loss.add(-_clipped_log(score if positive else 1.0 - score))
+        else:
+            self.all_probabilities = False
+
+    def result(self) -> dict[str, float]:
+        margins = self.objective == "binary:logitraw" or (
+            self.objective is None and not self.all_probabilities
+        )
+        probabilities = self.objective in {None, "binary:logistic"} and self.all_probabilities
+        correct = self.correct_at_zero if margins else self.correct_at_half
+        metrics: dict[str, float] = {
+            "rows": self.rows,
+            "auc": self._auc(),
+            "accuracy": correct / self.rows,
+        }
+        if probabilities:
+            metrics["logloss"] = self.log_loss.value / self.rows
+        return metrics
+
+    def _auc(self) -> float:
+        negatives = sum(n for n, _ in self.counts.values())
+        positives = self.rows - negatives
+        if negatives == 0 or positives == 0:
+            only = "positive (1)" if negatives == 0 else "negative (0)"
+            raise EvaluationError(
+                f"AUC is undefined: every test row is {only}; test.csv needs both classes."
+            )
+        # Twice the area under the ROC curve, in integers: each positive beats the negatives
+        # scored below it and ties with those scored the same (counted half).
+        twice_area = 0
+        negatives_below = 0
+        for score in sorted(self.counts):
+            n, p = self.counts[score]
+            twice_area += p * (2 * negatives_below + n)
+            negatives_below += n
+        return twice_area / (2 * positives * negatives)
+
+
+@dataclass
+class _MulticlassScorer:
+    num_class: int | None
+    rows: int = 0
+    correct: int = 0
+    log_loss: _Sum = field(default_factory=_Sum)
+    probabilities: bool | None = None  # decided by the first line: softprob or softmax
+
+    def add(self, number: int, label: float, prediction: list[float]) -> None:
+        probabilities = len(prediction) > 1
+        if self.probabilities is None:
+            self.probabilities = probabilities
+        if probabilities != self.probabilities or (
+            probabilities and self.num_class is not None and len(prediction) != self.num_class
+        ):
+            expected = self.num_class if self.num_class is not None else "the first line's"
+            raise EvaluationError(
+                f"Line {number} has {len(prediction)} prediction values; expected 1 (a class) "
+                f"or {expected} (one probability per class) on every line."
+            )
+        classes = len(prediction) if probabilities else self.num_class
+        true_class = self._class(number, label, classes, "label")
+        self.rows += 1
+        if probabilities:
+            predicted_class = prediction.index(max(prediction))  # first maximum, as numpy.argmax
+            self.log_loss.add(-_clipped_log(prediction[true_class]))
+        else:
+            predicted_class = self._class(number, prediction[0], classes, "predicted class")
+        self.correct += predicted_class == true_class
+
+    @staticmethod
+    def _class(number: int, value: float, classes: int | None, what: str) -> int:
+        if not value.is_integer() or value < 0 or (classes is not None and value >= classes):
+            allowed = f"0 to {classes - 1}" if classes is not None else "0 or more"
+            raise EvaluationError(
+                f"Line {number}: the {what} {value:g} is not a class number ({allowed})."
+            )
+        return int(value)
+
+    def result(self) -> dict[str, float]:
+        metrics: dict[str, float] = {"rows": self.rows, "accuracy": self.correct / self.rows}
+        if self.probabilities:
+            metrics["logloss"] = self.log_loss.value / self.rows
+        return metrics

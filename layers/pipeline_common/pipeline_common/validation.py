@@ -1,0 +1,290 @@
+"""Check a drop's CSV files before any job starts, so a bad upload fails in seconds with a reason.
+
+The built-in algorithm reads CSV with the label in the first column, no header and commas between
+fields; it fails late and cryptically (or, worse, trains on garbage) when a file breaks that.
+`profile_csv` streams one file in a single pass; `check_drop` compares the three files and checks
+the labels against the objective.
+"""
+
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from pipeline_common.hyperparameters import ResolvedHyperparameters
+from pipeline_common.problem import ProblemType
+
+
+class DropRejected(ValueError):
+    """A drop that must not be trained on; the message names the file, the line and the fix."""
+
+
+@dataclass(frozen=True)
+class CsvProfile:
+    name: str
+    rows: int
+    columns: int
+    label_min: float
+    label_max: float
+    labels_integral: bool
+    distinct_labels: frozenset[float] | None  # None when there are more than MAX_DISTINCT_LABELS
+
+
+MAX_DISTINCT_LABELS = 1000
+FLOAT32_MAX = 3.4028234663852886e38  # XGBoost stores every value as a 32-bit float
+_PREVIEW_CHARS = 40
+_AUC_METRICS = frozenset({"auc", "aucpr"})
+
+
+def profile_csv(name: str, lines: Iterable[bytes]) -> CsvProfile:
+    """Validate one CSV file line by line and summarise it; raise DropRejected on the first fault.
+
+    `lines` may keep or drop their line endings (`\\n` or `\\r\\n`), as botocore's `iter_lines`
+    does. Blank lines are allowed only at the end.
+    """
+    rows = columns = 0
+    label_min, label_max = math.inf, -math.inf
+    labels_integral = True
+    distinct: set[float] | None = set()
+    blank_line: int | None = None
+    for number, raw in enumerate(lines, start=1):
+        line = raw.rstrip(b"\r\n")
+        if not line.strip():
+            blank_line = blank_line or number
+            continue
+        if blank_line is not None:
+            raise DropRejected(
+                f"{name} line {blank_line} is blank but more rows follow; "
+                "remove blank lines between rows."
+            )
+        fields = line.split(b",")
+        if rows == 0:
+            _check_first_line(name, line)
+            columns = len(fields)
+            if columns < 2:
+                raise DropRejected(
+                    f"{name} has only 1 column; it needs the label in the first column followed by "
+                    "at least one feature column, separated by commas."
+                )
+        elif len(fields) != columns:
+            raise DropRejected(
+                f"{name} line {number} has {len(fields)} fields but line 1 has {columns}; every "
+                "row needs the same number of columns (leave a field empty for a missing value)."
+            )
+        label = _label(name, number, fields[0])
+        _check_features(name, number, fields)
+        rows += 1
+        label_min = min(label_min, label)
+        label_max = max(label_max, label)
+        labels_integral = labels_integral and label.is_integer()
+        if distinct is not None:
+            distinct.add(label)
+            if len(distinct) > MAX_DISTINCT_LABELS:
+                distinct = None
+    if rows == 0:
+        raise DropRejected(f"{name} is empty; it needs rows of label,feature,... values.")
+    return CsvProfile(
+        name=name,
+        rows=rows,
+        columns=columns,
+        label_min=label_min,
+        label_max=label_max,
+        labels_integral=labels_integral,
+        distinct_labels=None if distinct is None else frozenset(distinct),
+    )
+
+
+def check_drop(
+    train: CsvProfile,
+    validation: CsvProfile,
+    test: CsvProfile,
+    hyperparameters: ResolvedHyperparameters,
+) -> int:
+    """Check the three files agree with each other and with the objective.
+
+    Returns the number of features (columns after the label).
+    """
+    for profile in (validation, test):
+        if profile.columns != train.columns:
+            raise DropRejected(
+                f"{profile.name} has {profile.columns} columns but {train.name} has "
+                f"{train.columns}; all three files need the label first and then the same "
+                "features in the same order."
+            )
+    for profile in (train, validation, test):
+        _check_labels(profile, hyperparameters)
+    if hyperparameters.problem is ProblemType.BINARY:
+        # The gate judges test AUC, and an AUC early-stopping metric needs both classes too.
+        eval_metrics = {
+            m.partition("@")[0] for m in hyperparameters.values["eval_metric"].split(",")
+        }
+        _require_both_classes(test, "the evaluation computes AUC on it")
+        if eval_metrics & _AUC_METRICS:
+            _require_both_classes(validation, "early stopping watches AUC on it")
+    return train.columns - 1
+
+
+def _preview(field: bytes) -> str:
+    text = field.decode("utf-8", "backslashreplace")
+    return repr(text if len(text) <= _PREVIEW_CHARS else f"{text[:_PREVIEW_CHARS]}...")
+
+
+def _check_first_line(name: str, line: bytes) -> None:
+    if line.startswith(b"\xef\xbb\xbf"):
+        raise DropRejected(
+            f"{name} starts with a UTF-8 byte order mark (BOM), which the built-in XGBoost "
+            "algorithm reads as part of the first label; save it as plain CSV without BOM."
+        )
+    if line.startswith((b"\x1f\x8b", b"PK\x03\x04")) or b"\x00" in line:
+        raise DropRejected(
+            f"{name} is not a plain-text CSV file (it looks compressed or binary); upload it "
+            "uncompressed, as comma-separated text."
+        )
+    if b"," not in line:
+        for delimiter, label in ((b";", "semicolons"), (b"\t", "tabs")):
+            if delimiter in line:
+                raise DropRejected(
+                    f"{name} line 1 separates fields with {label}; this pipeline needs commas "
+                    "(batch transform and the prediction API split rows on commas)."
+                )
+    fields = line.split(b",")
+    has_text = any(field.strip() and not _is_number(field) for field in fields)
+    if has_text and not _is_number(fields[0]):
+        raise DropRejected(
+            f"{name} line 1 looks like a header row ({_preview(line)}); the built-in XGBoost "
+            "algorithm reads every line as data and wants no header: delete the first line."
+        )
+
+
+def _is_number(field: bytes) -> bool:
+    # float() accepts "1_000" and surrounding spaces; XGBoost's parser reads "1_000" as 1.
+    if b"_" in field:
+        return False
+    try:
+        float(field)
+    except ValueError:
+        return False
+    return True
+
+
+def _not_a_number(name: str, number: int, column: int, field: bytes) -> DropRejected:
+    return DropRejected(
+        f"{name} line {number}, column {column}: {_preview(field)} is not a number; every field "
+        "must be numeric (leave a feature field empty for a missing value)."
+    )
+
+
+def _label(name: str, number: int, field: bytes) -> float:
+    if not field.strip():
+        raise DropRejected(
+            f"{name} line {number}: the label (column 1) is empty; every row needs a label."
+        )
+    if not _is_number(field):
+        raise _not_a_number(name, number, 1, field)
+    label = float(field)
+    if not math.isfinite(label) or abs(label) > FLOAT32_MAX:
+        raise DropRejected(
+            f"{name} line {number}: the label (column 1) is {_preview(field)}; labels must be "
+            "finite numbers within 32-bit float range."
+        )
+    return label
+
+
+def _check_features(name: str, number: int, fields: list[bytes]) -> None:
+    for column, field in enumerate(fields[1:], start=2):
+        if not field.strip():
+            continue  # a missing value, which XGBoost handles
+        if not _is_number(field):
+            raise _not_a_number(name, number, column, field)
+        value = float(field)
+        if math.isinf(value) or abs(value) > FLOAT32_MAX:
+            raise DropRejected(
+                f"{name} line {number}, column {column}: {_preview(field)} is infinite or too "
+                "large for XGBoost's 32-bit floats; leave the field empty if the value is missing."
+            )
+
+
+def _sample(labels: Iterable[float]) -> str:
+    shown = sorted(labels)[:5]
+    return ", ".join(f"{label:g}" for label in shown)
+
+
+def _check_labels(profile: CsvProfile, hyperparameters: ResolvedHyperparameters) -> None:
+    objective = hyperparameters.objective
+    if hyperparameters.problem is ProblemType.BINARY:
+        _check_binary_labels(profile, objective)
+    elif hyperparameters.problem is ProblemType.MULTICLASS:
+        _check_class_labels(profile, objective, hyperparameters.num_class or 0)
+    else:
+        _check_regression_labels(profile, objective)
+
+
+def _check_binary_labels(profile: CsvProfile, objective: str) -> None:
+    distinct = profile.distinct_labels
+    if distinct is None or not distinct <= {0.0, 1.0}:
+        found = (
+            _sample(distinct - {0.0, 1.0})
+            if distinct is not None
+            else f"more than {MAX_DISTINCT_LABELS} distinct values"
+        )
+        raise DropRejected(
+            f"{profile.name}: objective {objective} needs labels 0 or 1, but found {found}; "
+            "encode the positive class as 1 and the other as 0."
+        )
+
+
+def _check_class_labels(profile: CsvProfile, objective: str, num_class: int) -> None:
+    if not profile.labels_integral:
+        found = (
+            f" such as {_sample(x for x in profile.distinct_labels if not x.is_integer())}"
+            if profile.distinct_labels is not None
+            else ""
+        )
+        raise DropRejected(
+            f"{profile.name}: objective {objective} needs integer class labels 0 to "
+            f"{num_class - 1}, but some labels are not integers{found}."
+        )
+    if profile.label_min < 0 or profile.label_max > num_class - 1:
+        raise DropRejected(
+            f"{profile.name}: labels run from {profile.label_min:g} to {profile.label_max:g}, but "
+            f"num_class {num_class} allows 0 to {num_class - 1}; number the classes from 0 or "
+            "raise num_class."
+        )
+
+
+# Label domains XGBoost enforces per objective, with its words:
+# (lowest, whether the lowest itself is allowed, highest, message).
+_REGRESSION_DOMAINS: dict[str, tuple[float, bool, float, str]] = {
+    "reg:logistic": (0.0, True, 1.0, "label must be in [0,1] for logistic regression"),
+    "count:poisson": (0.0, True, math.inf, "PoissonRegression: label must be nonnegative"),
+    "reg:tweedie": (0.0, True, math.inf, "TweedieRegression: label must be nonnegative"),
+    "reg:gamma": (0.0, False, math.inf, "label must be positive for gamma regression"),
+    "reg:squaredlogerror": (
+        -1.0,
+        False,
+        math.inf,
+        "label must be greater than -1 for rmsle so that log(label + 1) can be valid",
+    ),
+}
+
+
+def _check_regression_labels(profile: CsvProfile, objective: str) -> None:
+    domain = _REGRESSION_DOMAINS.get(objective)
+    if domain is None:
+        return
+    low, low_allowed, high, message = domain
+    too_low = profile.label_min < low or (profile.label_min == low and not low_allowed)
+    if too_low or profile.label_max > high:
+        raise DropRejected(
+            f"{profile.name}: {message} ({objective}), but labels run from "
+            f"{profile.label_min:g} to {profile.label_max:g}; fix the labels or pick another "
+            "objective."
+        )
+
+
+def _require_both_classes(profile: CsvProfile, why: str) -> None:
+    if profile.distinct_labels is not None and len(profile.distinct_labels) < 2:
+        (only,) = profile.distinct_labels
+        raise DropRejected(
+            f"{profile.name} holds only label {only:g} rows, but {why} and AUC needs both "
+            "classes; include rows of label 0 and of label 1."
+        )
