@@ -1,6 +1,7 @@
 """The deployment gate: threshold on the primary metric, and no worse than the live model."""
 
 import math
+from decimal import Decimal
 
 import pytest
 from pipeline_common.gate import GateDecision, decide
@@ -140,3 +141,17 @@ def test_a_missing_metric_is_recorded_as_nan() -> None:
     assert not decision.passed
     assert decision.metric == "auc"
     assert math.isnan(decision.value)
+
+
+def test_live_metrics_read_back_from_dynamodb_as_decimals_tie() -> None:
+    # Given the live model's rmse stored in DynamoDB, which returns numbers as Decimal
+    live = {"rmse": Decimal(str(2.12))}
+
+    # When a retrained model scores the same
+    decision = decide(REGRESSION, {"rmse": 2.12}, Decimal("2.5"), live)  # type: ignore[arg-type]
+
+    # Then it ties, and the decision holds plain floats
+    assert decision.passed
+    assert decision.reason.endswith("equals the live model's 2.12.")
+    assert (decision.live_value, decision.threshold) == (2.12, 2.5)
+    assert type(decision.live_value) is float

@@ -1,6 +1,7 @@
 """Metrics from batch transform joined output, checked against scikit-learn."""
 
 from collections.abc import Iterable
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -226,6 +227,16 @@ def test_multiclass_probabilities_written_as_plain_fields() -> None:
             "logloss": log_loss([2, 0], [[0.1, 0.2, 0.7], [0.2, 0.5, 0.3]], labels=range(3)),
         },
     )
+
+
+def test_num_class_read_back_from_dynamodb_as_a_decimal() -> None:
+    lines = [b"2,0.5,1.5,0.1,0.2,0.7", b"1,0.5,1.5,0.2,0.5,0.3"]
+
+    num_class: Any = Decimal(3)
+
+    metrics = evaluate_joined_output(lines, ProblemType.MULTICLASS, 3, num_class=num_class)
+
+    assert metrics["accuracy"] == 1.0
 
 
 def test_multiclass_softmax_classes_give_accuracy_only() -> None:

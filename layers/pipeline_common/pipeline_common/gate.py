@@ -32,8 +32,12 @@ def decide(
     """Judge `metrics` on the problem's primary metric against the threshold and the live model."""
     metric = PRIMARY_METRIC[problem]
     higher_is_better = HIGHER_IS_BETTER[metric]
-    value = metrics.get(metric, math.nan)
-    live_value = None if live_metrics is None else live_metrics.get(metric)
+    # float() also turns DynamoDB's Decimals into the very doubles they were stored from, so a
+    # retrained model with the same score ties instead of losing by a rounding error.
+    value = float(metrics.get(metric, math.nan))
+    threshold = None if threshold is None else float(threshold)
+    live = None if live_metrics is None else live_metrics.get(metric)
+    live_value = None if live is None else float(live)
 
     def decision(passed: bool, reason: str) -> GateDecision:
         return GateDecision(passed, reason, metric, value, threshold, live_value)

@@ -57,7 +57,8 @@ def evaluate_joined_output(
     elif problem is ProblemType.BINARY:
         scorer = _BinaryScorer(objective)
     else:
-        scorer = _MulticlassScorer(num_class)
+        # int() also accepts the Decimal a DynamoDB record returns.
+        scorer = _MulticlassScorer(None if num_class is None else int(num_class))
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip(b"\r\n")
         if not line.strip():
