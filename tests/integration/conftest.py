@@ -132,11 +132,11 @@ def _record_sagemaker(stack: Stack) -> None:
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
         stack.sagemaker_requests.append((model.name, copy.deepcopy(params)))
 
-    def answer(model: Any, params: dict[str, Any], **_: Any) -> Any:
+    def answer(model: Any, **_: Any) -> Any:
         scripted = stack.answers.get(model.name)
         if scripted is None:
             return None
-        status, body = scripted(params)
+        status, body = scripted(stack.requests(model.name)[-1])
         return SimpleNamespace(status_code=status, headers={}), body
 
     for service in ("sagemaker", "sagemaker-runtime"):

@@ -1,0 +1,245 @@
+"""deploy_model and track_endpoint with moto: score, gate, create or update, and go live."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from typing import Any
+
+import pytest
+from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
+
+from tests.integration.conftest import BUCKET, Stack, abalone_like
+from tests.integration.flow import (
+    deploy,
+    endpoint_changed,
+    job,
+    start,
+    training_changed,
+    transform_changed,
+    write_transform_output,
+)
+
+
+def joined_rows(labels: list[float], predictions: list[float], width: int = 8) -> list[str]:
+    """The batch transform's joined output: the test row as sent, then the prediction."""
+    return [
+        ",".join([repr(label), *(["0.5"] * width), repr(prediction)])
+        for label, prediction in zip(labels, predictions, strict=True)
+    ]
+
+
+def regression_output(noise: float, rows: int = 200, seed: int = 3) -> tuple[list[float], ...]:
+    generator = random.Random(seed)
+    labels = [float(generator.randint(1, 25)) for _ in range(rows)]
+    predictions = [label + generator.gauss(0, noise) for label in labels]
+    return labels, predictions
+
+
+def transformed(stack: Stack, model: str = "abalone") -> str:
+    run_id = start(stack, model, abalone_like(30))
+    training_changed(model, run_id, "Completed")
+    return run_id
+
+
+def test_metrics_equal_scikit_learn_and_the_first_model_gets_an_endpoint(stack: Stack) -> None:
+    # Given a finished batch transform with known labels and predictions
+    run_id = transformed(stack)
+    labels, predictions = regression_output(noise=2.0)
+    write_transform_output(stack, "abalone", run_id, joined_rows(labels, predictions))
+
+    # When its state change arrives
+    outcome = transform_changed("abalone", run_id, "Completed")
+
+    # Then the metrics are scikit-learn's, stored in the run and beside its artifacts
+    expected = {
+        "rmse": math.sqrt(mean_squared_error(labels, predictions)),
+        "mae": mean_absolute_error(labels, predictions),
+        "r2": r2_score(labels, predictions),
+    }
+    assert outcome["action"] == "endpoint_created"
+    stored = json.loads(
+        stack.s3.get_object(Bucket=BUCKET, Key=f"runs/abalone/{run_id}/metrics.json")["Body"].read()
+    )
+    run = stack.run("abalone", run_id)
+    for name, value in expected.items():
+        assert stored["metrics"][name] == pytest.approx(value, abs=1e-9)
+        assert float(run["metrics"][name]) == pytest.approx(value, abs=1e-9)
+    assert stored["gate"]["passed"] is True
+    # And the endpoint is created from a new config of the serverless kind
+    name = job("abalone", run_id)
+    (config,) = stack.requests("CreateEndpointConfig")
+    assert config["EndpointConfigName"] == name
+    assert config["ProductionVariants"] == [
+        {
+            "VariantName": "AllTraffic",
+            "ModelName": name,
+            "ServerlessConfig": {"MemorySizeInMB": 2048, "MaxConcurrency": 5},
+        }
+    ]
+    (endpoint,) = stack.requests("CreateEndpoint")
+    assert (endpoint["EndpointName"], endpoint["EndpointConfigName"]) == ("xgbp-abalone", name)
+    assert stack.requests("UpdateEndpoint") == []
+    assert (run["stage"], run["status"]) == ("deploying", "in_progress")
+
+
+def test_binary_metrics_equal_scikit_learn(stack: Stack) -> None:
+    generator = random.Random(11)
+    rows = [f"{i % 2},{generator.random()},{generator.random()}" for i in range(40)]
+    files = {
+        "train.csv": "\n".join(rows) + "\n",
+        "validation.csv": "\n".join(rows[:10]) + "\n",
+        "test.csv": "\n".join(rows[:10]) + "\n",
+        "hyperparameters.json": '{"objective": "binary:logistic"}',
+    }
+    run_id = start(stack, "churn", files)
+    training_changed("churn", run_id, "Completed")
+    labels = [float(generator.randint(0, 1)) for _ in range(300)]
+    # Rounded scores make ties, which AUC must count as scikit-learn does.
+    scores = [
+        round(min(max(label * 0.3 + generator.random() * 0.7, 0.0), 1.0), 2) for label in labels
+    ]
+    write_transform_output(stack, "churn", run_id, joined_rows(labels, scores, width=2))
+
+    transform_changed("churn", run_id, "Completed")
+
+    metrics = stack.run("churn", run_id)["metrics"]
+    assert float(metrics["auc"]) == pytest.approx(roc_auc_score(labels, scores), abs=1e-9)
+
+
+def test_a_worse_model_is_rejected_and_the_live_one_stays(stack: Stack) -> None:
+    # Given a live model with RMSE about 1
+    labels, good = regression_output(noise=1.0)
+    live = deploy(stack, "abalone", abalone_like(30, seed=1), joined_rows(labels, good))
+    stack.notifications()
+    # And a challenger that scores worse on its test set
+    run_id = transformed(stack)
+    _, bad = regression_output(noise=3.0)
+    write_transform_output(stack, "abalone", run_id, joined_rows(labels, bad))
+
+    outcome = transform_changed("abalone", run_id, "Completed")
+
+    # Then it is rejected with the numbers, announced, and no endpoint call is made
+    assert outcome["action"] == "rejected"
+    assert "live" in outcome["detail"]
+    run = stack.run("abalone", run_id)
+    assert run["status"] == "rejected"
+    assert run["gate"]["passed"] is False
+    assert len(stack.requests("CreateEndpoint")) == 1
+    assert stack.requests("UpdateEndpoint") == []
+    model = stack.run("abalone", "_model")
+    assert model["live"]["run_id"] == live
+    (notification,) = stack.notifications()
+    assert notification["status"] == "rejected"
+    assert float(notification["metrics"]["rmse"]) > 2
+
+
+def test_a_better_model_updates_the_endpoint_and_goes_live(stack: Stack) -> None:
+    labels, fair = regression_output(noise=2.0)
+    first = deploy(stack, "abalone", abalone_like(30, seed=1), joined_rows(labels, fair))
+    stack.answers["UpdateEndpoint"] = _ok_update
+    run_id = transformed(stack)
+    _, better = regression_output(noise=0.5)
+    write_transform_output(stack, "abalone", run_id, joined_rows(labels, better))
+
+    outcome = transform_changed("abalone", run_id, "Completed")
+
+    assert outcome["action"] == "endpoint_updated"
+    (update,) = stack.requests("UpdateEndpoint")
+    assert update == {"EndpointName": "xgbp-abalone", "EndpointConfigName": job("abalone", run_id)}
+    # The old model stays live until the endpoint reports the new config in service.
+    assert stack.run("abalone", "_model")["live"]["run_id"] == first
+
+    endpoint_changed("abalone", job("abalone", run_id), "IN_SERVICE")
+
+    live = stack.run("abalone", "_model")["live"]
+    assert (live["run_id"], live["num_features"]) == (run_id, 8)
+    assert stack.run("abalone", run_id)["status"] == "deployed"
+
+
+def test_threshold_rejects_a_model_that_misses_the_bar(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GATE_THRESHOLD", "1.5")
+    run_id = transformed(stack)
+    labels, predictions = regression_output(noise=2.0)
+    write_transform_output(stack, "abalone", run_id, joined_rows(labels, predictions))
+
+    outcome = transform_changed("abalone", run_id, "Completed")
+
+    assert outcome["action"] == "rejected"
+    assert "1.5" in outcome["detail"]
+    assert stack.requests("CreateEndpointConfig") == []
+
+
+def test_unreadable_output_fails_the_run_and_deploys_nothing(stack: Stack) -> None:
+    run_id = transformed(stack)
+    write_transform_output(stack, "abalone", run_id, ["1,2,not-a-number"])
+
+    outcome = transform_changed("abalone", run_id, "Completed")
+
+    assert outcome["action"] == "failed"
+    assert outcome["detail"].startswith("evaluation failed:")
+    assert stack.requests("CreateEndpointConfig") == []
+
+
+def test_failed_transform_is_reported(stack: Stack) -> None:
+    run_id = transformed(stack)
+
+    outcome = transform_changed("abalone", run_id, "Failed", FailureReason="ClientError: boom")
+
+    assert outcome["action"] == "failed"
+    (notification,) = stack.notifications()
+    assert "boom" in notification["reason"]
+
+
+def test_duplicate_transform_events_deploy_once(stack: Stack) -> None:
+    run_id = transformed(stack)
+    labels, predictions = regression_output(noise=1.0)
+    write_transform_output(stack, "abalone", run_id, joined_rows(labels, predictions))
+
+    outcomes = [transform_changed("abalone", run_id, "Completed")["action"] for _ in range(2)]
+
+    assert outcomes == ["endpoint_created", "duplicate"]
+    assert len(stack.requests("CreateEndpoint")) == 1
+
+
+def test_endpoint_in_service_makes_the_run_live_once(stack: Stack) -> None:
+    labels, predictions = regression_output(noise=1.0)
+    run_id = deploy(stack, "abalone", abalone_like(30), joined_rows(labels, predictions))
+    stack.notifications()
+
+    again = endpoint_changed("abalone", job("abalone", run_id), "IN_SERVICE")
+
+    assert again["action"] in {"ignored", "duplicate"}
+    assert stack.notifications() == []
+    run = stack.run("abalone", run_id)
+    assert (run["status"], run["reason"]) == ("deployed", "serving on endpoint xgbp-abalone")
+
+
+def test_failed_endpoint_fails_the_run_and_keeps_nothing_live(stack: Stack) -> None:
+    run_id = transformed(stack)
+    labels, predictions = regression_output(noise=1.0)
+    write_transform_output(stack, "abalone", run_id, joined_rows(labels, predictions))
+    transform_changed("abalone", run_id, "Completed")
+
+    outcome = endpoint_changed("abalone", job("abalone", run_id), "FAILED")
+
+    assert outcome["action"] == "failed"
+    assert "live" not in stack.run("abalone", "_model")
+
+
+def test_deleting_the_endpoint_clears_the_live_version(stack: Stack) -> None:
+    labels, predictions = regression_output(noise=1.0)
+    run_id = deploy(stack, "abalone", abalone_like(30), joined_rows(labels, predictions))
+
+    outcome = endpoint_changed("abalone", job("abalone", run_id), "DELETING")
+
+    assert outcome["action"] == "live_cleared"
+    assert "live" not in stack.run("abalone", "_model")
+
+
+def _ok_update(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{params['EndpointName']}"
+    return 200, {"EndpointArn": arn}
