@@ -14,7 +14,9 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 
 @cache
 def client(service: str) -> Any:
-    return boto3.client(service, config=_CONFIG)
+    # Typed as Any: the service is chosen at run time, which boto3's stubs cannot overload on.
+    factory: Any = boto3.client
+    return factory(service, config=_CONFIG)
 
 
 @cache

@@ -49,7 +49,8 @@ def to_item(value: Any) -> Any:
     if isinstance(value, float):
         return Decimal(repr(value)) if math.isfinite(value) else None
     if isinstance(value, Mapping):
-        return {k: to_item(v) for k, v in value.items() if v is not None}
+        converted = {k: to_item(v) for k, v in value.items()}
+        return {k: v for k, v in converted.items() if v is not None}
     if isinstance(value, list | tuple):
         return [to_item(v) for v in value]
     return value

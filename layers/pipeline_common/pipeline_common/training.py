@@ -94,11 +94,11 @@ def _validate(
     hyperparameters = resolve_hyperparameters(_user_hyperparameters(settings, present))
     for name in DATASET_FILES:
         _snapshot(settings.data_bucket, present[name], input_key(ref, name))
-    profiles = [
+    train, validation, test = (
         profile_csv(name, storage.iter_lines(settings.data_bucket, input_key(ref, name)))
         for name in DATASET_FILES
-    ]
-    return hyperparameters, check_drop(*profiles, hyperparameters)
+    )
+    return hyperparameters, check_drop(train, validation, test, hyperparameters)
 
 
 def _user_hyperparameters(
