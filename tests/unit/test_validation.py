@@ -164,6 +164,12 @@ INVALID_FILES = [
         id="float32-overflow",
     ),
     pytest.param(
+        b"1,2\n1e39,3\n",
+        "train.csv line 2: the label (column 1) is '1e39'; labels must be finite numbers within "
+        "32-bit float range",
+        id="label-overflow",
+    ),
+    pytest.param(
         b"1,2\n\n0,3\n",
         "train.csv line 2 is blank but more rows follow",
         id="blank-line-between-rows",
