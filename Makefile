@@ -88,8 +88,9 @@ validate: venv tools ## cfn-lint and sam validate --lint
 build: venv tools ## sam build (no Docker needed)
 	$(SAM) build
 
-deploy: build ## sam deploy --guided to your AWS account
-	$(SAM) deploy --guided
+ENV ?= default
+deploy: build ## sam deploy --guided to your AWS account (ENV=prod for production)
+	$(SAM) deploy --guided --config-env $(ENV)
 
 bench: venv ## benchmarks of the local SageMaker and the chain
 	$(PY) -m benchmarks
