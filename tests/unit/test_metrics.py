@@ -269,7 +269,11 @@ INVALID_OUTPUT = [
         id="no-join",
     ),
     pytest.param(
-        ProblemType.REGRESSION, [b"x,2,3,4"], None, "the label b'x' is not a number", id="label"
+        ProblemType.REGRESSION,
+        [b"x,2,3,4"],
+        None,
+        "Line 1: the label 'x' is not a number",
+        id="label",
     ),
     pytest.param(
         ProblemType.REGRESSION, [b"1,2,3,nan"], None, "the prediction is nan", id="nan-prediction"

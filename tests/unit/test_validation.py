@@ -368,13 +368,21 @@ INVALID_DROPS = [
     pytest.param(
         BINARY,
         {"test": csv_profile("test.csv", labels={1.0})},
-        "test.csv holds only label 1 rows, but the evaluation computes AUC on it",
+        "test.csv holds only label 1 rows, but the gate judges the model by AUC on it, which "
+        "needs both; include rows of label 0 and of label 1",
         id="binary-test-one-class",
     ),
     pytest.param(
         BINARY,
+        {"train": csv_profile(labels={1.0})},
+        "train.csv holds only label 1 rows, but a classifier needs examples of both classes",
+        id="binary-train-one-class",
+    ),
+    pytest.param(
+        BINARY,
         {"validation": csv_profile("validation.csv", labels={0.0})},
-        "validation.csv holds only label 0 rows, but early stopping watches AUC on it",
+        "validation.csv holds only label 0 rows, but early stopping watches AUC on it, which "
+        "needs both",
         id="binary-validation-one-class",
     ),
 ]

@@ -74,7 +74,8 @@ def _number(text: bytes, number: int, what: str) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise EvaluationError(f"Line {number}: the {what} {text[:40]!r} is not a number.") from None
+        shown = text[:40].decode("utf-8", "backslashreplace")
+        raise EvaluationError(f"Line {number}: the {what} {shown!r} is not a number.") from None
     if not math.isfinite(value):
         raise EvaluationError(f"Line {number}: the {what} is {value}, not a finite number.")
     return value

@@ -8,8 +8,9 @@ the labels against the objective.
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from pipeline_common.hyperparameters import ResolvedHyperparameters
 from pipeline_common.problem import ProblemType
@@ -116,13 +117,11 @@ def check_drop(
     for profile in (train, validation, test):
         _check_labels(profile, hyperparameters)
     if hyperparameters.problem is ProblemType.BINARY:
-        # The gate judges test AUC, and an AUC early-stopping metric needs both classes too.
-        eval_metrics = {
-            m.partition("@")[0] for m in hyperparameters.values["eval_metric"].split(",")
-        }
-        _require_both_classes(test, "the evaluation computes AUC on it")
-        if eval_metrics & _AUC_METRICS:
-            _require_both_classes(validation, "early stopping watches AUC on it")
+        eval_metric = hyperparameters.values.get("eval_metric", hyperparameters.eval_metric)
+        _require_both_classes(train, "a classifier needs examples of both classes to learn")
+        if {m.partition("@")[0] for m in eval_metric.split(",")} & _AUC_METRICS:
+            _require_both_classes(validation, "early stopping watches AUC on it, which needs both")
+        _require_both_classes(test, "the gate judges the model by AUC on it, which needs both")
     return train.columns - 1
 
 
@@ -271,18 +270,20 @@ def _check_class_labels(profile: CsvProfile, objective: str, num_class: int) -> 
 
 # Label domains XGBoost enforces per objective, with its words:
 # (lowest, whether the lowest itself is allowed, highest, message).
-_REGRESSION_DOMAINS: dict[str, tuple[float, bool, float, str]] = {
-    "reg:logistic": (0.0, True, 1.0, "label must be in [0,1] for logistic regression"),
-    "count:poisson": (0.0, True, math.inf, "PoissonRegression: label must be nonnegative"),
-    "reg:tweedie": (0.0, True, math.inf, "TweedieRegression: label must be nonnegative"),
-    "reg:gamma": (0.0, False, math.inf, "label must be positive for gamma regression"),
-    "reg:squaredlogerror": (
-        -1.0,
-        False,
-        math.inf,
-        "label must be greater than -1 for rmsle so that log(label + 1) can be valid",
-    ),
-}
+_REGRESSION_DOMAINS: Mapping[str, tuple[float, bool, float, str]] = MappingProxyType(
+    {
+        "reg:logistic": (0.0, True, 1.0, "label must be in [0,1] for logistic regression"),
+        "count:poisson": (0.0, True, math.inf, "PoissonRegression: label must be nonnegative"),
+        "reg:tweedie": (0.0, True, math.inf, "TweedieRegression: label must be nonnegative"),
+        "reg:gamma": (0.0, False, math.inf, "label must be positive for gamma regression"),
+        "reg:squaredlogerror": (
+            -1.0,
+            False,
+            math.inf,
+            "label must be greater than -1 for rmsle so that log(label + 1) can be valid",
+        ),
+    }
+)
 
 
 def _check_regression_labels(profile: CsvProfile, objective: str) -> None:
@@ -303,6 +304,6 @@ def _require_both_classes(profile: CsvProfile, why: str) -> None:
     if profile.distinct_labels is not None and len(profile.distinct_labels) < 2:
         (only,) = profile.distinct_labels
         raise DropRejected(
-            f"{profile.name} holds only label {only:g} rows, but {why} and AUC needs both "
-            "classes; include rows of label 0 and of label 1."
+            f"{profile.name} holds only label {only:g} rows, but {why}; include rows of label 0 "
+            "and of label 1."
         )
