@@ -77,6 +77,7 @@ def _evaluate_and_deploy(
             problem,
             input_width=int(run["num_features"]) + 1,
             num_class=run.get("num_class"),
+            objective=run.get("objective"),
         )
     except EvaluationError as error:
         return conclude(settings, runs, ref, Status.FAILED, f"evaluation failed: {error}")
