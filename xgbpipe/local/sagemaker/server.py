@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
 from xgbpipe.local.sagemaker.backend import SageMakerBackend
@@ -56,6 +56,13 @@ def _runtime_error(error: RuntimeServiceError) -> Response:
     )
     response.headers["x-amzn-RequestId"] = str(uuid.uuid4())
     return response
+
+
+class _QuietRequestHandler(WSGIRequestHandler):
+    """Access logs at DEBUG: a training poll loop would otherwise flood the console."""
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        logger.debug('"%s" %s %s', self.requestline, code, size)
 
 
 class SageMakerApp:
@@ -175,7 +182,13 @@ class LocalSageMaker:
             runner=self._runner,
             state_dir=self.state_dir,
         )
-        self._server = make_server(self.host, self.port, SageMakerApp(self._backend), threaded=True)
+        self._server = make_server(
+            self.host,
+            self.port,
+            SageMakerApp(self._backend),
+            threaded=True,
+            request_handler=_QuietRequestHandler,
+        )
         self.port = self._server.server_port
         self.url = f"http://{self.host}:{self.port}"
         self._thread = threading.Thread(
