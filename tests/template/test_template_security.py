@@ -156,3 +156,36 @@ def test_run_records_and_notifications_are_encrypted_at_rest(template: Template)
     assert resources["RunsTable"]["Properties"]["SSESpecification"] == {"SSEEnabled": True}
     assert resources["NotificationTopic"]["Properties"]["KmsMasterKeyId"] == "alias/aws/sns"
     assert resources["FailedEventsQueue"]["Properties"]["SqsManagedSseEnabled"] is True
+
+
+def test_functions_can_neither_delete_nor_expose_nor_expire_data(
+    expanded_template: Template,
+) -> None:
+    destructive = {
+        "s3:DeleteObject",
+        "s3:DeleteObjectVersion",
+        "s3:PutObjectAcl",
+        "s3:PutBucketPolicy",
+        "s3:PutLifecycleConfiguration",
+    }
+    granted = {
+        (role, action)
+        for role, statement in allow_statements(expanded_template)
+        for action in as_list(statement["Action"])
+        if action in destructive
+    }
+
+    assert not granted
+
+
+def test_functions_write_only_under_runs(expanded_template: Template) -> None:
+    writes = [
+        (role, resource)
+        for role, statement in allow_statements(expanded_template)
+        if "s3:PutObject" in as_list(statement["Action"])
+        for resource in as_list(statement["Resource"])
+    ]
+
+    assert writes
+    for role, resource in writes:
+        assert resource["Fn::Sub"].endswith("/runs/*"), role
