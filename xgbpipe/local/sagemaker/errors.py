@@ -60,9 +60,17 @@ class RuntimeServiceError(Exception):
         return body
 
 
-class AlgorithmUserError(Exception):
-    """A user error inside the built-in algorithm (bad hyperparameter, unreadable data).
+class AlgorithmFailure(Exception):
+    """An error the built-in algorithm raises; the job fails with a FailureReason carrying it."""
 
-    The container raises `sagemaker_algorithm_toolkit.exceptions.UserError` for these; the job
-    fails with a FailureReason that carries this message.
-    """
+    toolkit_class = "AlgorithmError"
+
+
+class AlgorithmUserError(AlgorithmFailure):
+    """A user error (bad hyperparameter, unreadable data): the toolkit's `UserError`."""
+
+    toolkit_class = "UserError"
+
+
+class AlgorithmInternalError(AlgorithmFailure):
+    """xgboost itself failed: the toolkit's `AlgorithmError`."""

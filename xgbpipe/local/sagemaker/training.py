@@ -22,7 +22,7 @@ import numpy as np
 import xgboost as xgb
 
 from xgbpipe.local.sagemaker import s3io
-from xgbpipe.local.sagemaker.errors import AlgorithmUserError
+from xgbpipe.local.sagemaker.errors import AlgorithmInternalError, AlgorithmUserError
 from xgbpipe.local.sagemaker.hyperparameters import (
     MAXIMIZE_METRICS,
     MINIMIZE_METRICS,
@@ -49,6 +49,20 @@ CUSTOM_METRICS = (
     "recall",
     "recall_macro",
     "recall_micro",
+)
+# xgboost failures the container blames on the user's data or parameters.
+CUSTOMER_ERRORS = (
+    "label must be in [0,1] for logistic regression",
+    "label must be in [0, num_class)",
+    "Target is multiclass but average='binary'",
+    "feature_names mismatch",
+    "Check failed: preds.size() == info.labels_.size()",
+    "Check failed: !auc_error AUC: the dataset only contains pos or neg samples",
+    "Check failed: base_score > 0.0f && base_score < 1.0f base_score must be in (0,1) for "
+    "logistic loss",
+    "Check failed: label_correct PoissonRegression: label must be nonnegative",
+    "Check failed: label_correct TweedieRegression: label must be nonnegative",
+    "Parameter reg_lambda should be greater equal to 0",
 )
 _NOT_XGBOOST_PARAMS = ("num_round", "save_model_on_termination", "early_stopping_rounds", "_kfold")
 
@@ -228,16 +242,21 @@ def train_booster(
             )
         )
     history: dict[str, dict[str, list[float]]] = {}
-    booster = xgb.train(
-        params,
-        train,
-        num_boost_round=config["num_round"],
-        evals=evals,
-        custom_metric=_feval(custom) if custom else None,
-        callbacks=callbacks,
-        evals_result=history,
-        verbose_eval=False,
-    )
+    try:
+        booster = xgb.train(
+            params,
+            train,
+            num_boost_round=config["num_round"],
+            evals=evals,
+            custom_metric=_feval(custom) if custom else None,
+            callbacks=callbacks,
+            evals_result=history,
+            verbose_eval=False,
+        )
+    except Exception as error:
+        if any(known in str(error) for known in CUSTOMER_ERRORS):
+            raise AlgorithmUserError(str(error)) from error
+        raise AlgorithmInternalError(f"XGB train call failed with exception:\n {error}") from error
     return booster, history
 
 

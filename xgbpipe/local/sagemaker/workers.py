@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from xgbpipe.local.sagemaker.errors import AlgorithmUserError
+from xgbpipe.local.sagemaker.errors import AlgorithmFailure
 
 logger = logging.getLogger(__name__)
 
@@ -35,10 +35,11 @@ class Outcome:
 
 def failure_reason(error: BaseException) -> str:
     """FailureReason in the platform's wording, cut to the API's 1024 characters."""
-    if isinstance(error, AlgorithmUserError):
+    if isinstance(error, AlgorithmFailure):
+        # The platform reports the container's exception after this prefix (then cuts at 1024).
         text = (
             "AlgorithmError: framework error: \n"
-            f"sagemaker_algorithm_toolkit.exceptions.UserError: {error}"
+            f"sagemaker_algorithm_toolkit.exceptions.{error.toolkit_class}: {error}"
         )
     elif hasattr(error, "response") and "Error" in getattr(error, "response", {}):
         text = f"ClientError: {error}"
