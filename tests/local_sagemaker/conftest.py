@@ -1,4 +1,4 @@
-"""One moto server (S3, EventBridge, SQS) and one local SageMaker per test module, via boto3 only."""
+"""One moto server (S3, EventBridge, SQS) and one local SageMaker per test module."""
 
 from __future__ import annotations
 
@@ -109,7 +109,9 @@ def stack(aws_environment: None, abalone: Abalone) -> Iterator[Stack]:
         queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
             "Attributes"
         ]["QueueArn"]
-        events.put_rule(Name="all-sagemaker", EventPattern=json.dumps({"source": ["aws.sagemaker"]}))
+        events.put_rule(
+            Name="all-sagemaker", EventPattern=json.dumps({"source": ["aws.sagemaker"]})
+        )
         events.put_targets(Rule="all-sagemaker", Targets=[{"Id": "queue", "Arn": queue_arn}])
         yield Stack(
             sagemaker=boto3.client("sagemaker", endpoint_url=server.url, region_name=REGION),
@@ -127,7 +129,9 @@ def stack(aws_environment: None, abalone: Abalone) -> Iterator[Stack]:
 
 
 def wait_until(
-    probe: Callable[[], dict[str, Any]], done: Callable[[dict[str, Any]], bool], timeout: float = 120
+    probe: Callable[[], dict[str, Any]],
+    done: Callable[[dict[str, Any]], bool],
+    timeout: float = 120,
 ) -> dict[str, Any]:
     """Poll a Describe call until `done` holds (the boto3 waiters poll every 30-120 s)."""
     deadline = time.monotonic() + timeout
@@ -140,7 +144,9 @@ def wait_until(
         time.sleep(0.2)
 
 
-def training_request(bucket: str, name: str, hyperparameters: dict[str, str], **extra: Any) -> dict[str, Any]:
+def training_request(
+    bucket: str, name: str, hyperparameters: dict[str, str], **extra: Any
+) -> dict[str, Any]:
     channels = [
         {
             "ChannelName": channel,

@@ -172,7 +172,8 @@ CONTROL_PLANE = [
         "describe_endpoint",
         lambda _b: {"EndpointName": "no-such-endpoint"},
         "ValidationException",
-        'Could not find endpoint "arn:aws:sagemaker:us-east-1:123456789012:endpoint/no-such-endpoint"',
+        'Could not find endpoint "arn:aws:sagemaker:us-east-1:123456789012:endpoint/'
+        'no-such-endpoint"',
     ),
     BadRequest(
         "endpoint config naming an unknown model",
@@ -277,18 +278,21 @@ def failed_jobs(stack: Stack) -> dict[str, dict[str, Any]]:
     for name, (hyperparameters, _) in JOB_FAILURES.items():
         request = training_request(stack.bucket, name, hyperparameters)
         if name in CHANNEL_FILES:
-            stack.s3.put_object(Bucket=stack.bucket, Key=f"{name}/train.csv", Body=CHANNEL_FILES[name])
+            stack.s3.put_object(
+                Bucket=stack.bucket, Key=f"{name}/train.csv", Body=CHANNEL_FILES[name]
+            )
             request["InputDataConfig"] = request["InputDataConfig"][:1]
             source = request["InputDataConfig"][0]["DataSource"]["S3DataSource"]
             source["S3Uri"] = f"s3://{stack.bucket}/{name}/train.csv"
         stack.sagemaker.create_training_job(**request)
-    return {
-        name: wait_until(
-            lambda name=name: stack.sagemaker.describe_training_job(TrainingJobName=name),
+
+    def finished(name: str) -> dict[str, Any]:
+        return wait_until(
+            lambda: stack.sagemaker.describe_training_job(TrainingJobName=name),
             lambda job: job["TrainingJobStatus"] not in ("InProgress", "Stopping"),
         )
-        for name in JOB_FAILURES
-    }
+
+    return {name: finished(name) for name in JOB_FAILURES}
 
 
 @pytest.mark.parametrize("name", list(JOB_FAILURES))
@@ -325,7 +329,10 @@ def endpoint(stack: Stack) -> str:
     stack.s3.put_object(Bucket=stack.bucket, Key="errors/model.tar.gz", Body=archive.getvalue())
     stack.sagemaker.create_model(
         ModelName="errors-model",
-        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": f"s3://{stack.bucket}/errors/model.tar.gz"},
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": f"s3://{stack.bucket}/errors/model.tar.gz",
+        },
         ExecutionRoleArn=ROLE,
     )
     stack.sagemaker.create_endpoint_config(
@@ -423,9 +430,12 @@ RUNTIME = [
 def test_runtime_errors(stack: Stack, endpoint: str, bad: BadInvocation) -> None:
     with pytest.raises(ClientError) as raised:
         stack.runtime.invoke_endpoint(
-            EndpointName=bad.endpoint, Body=bad.body, ContentType=bad.content_type, Accept=bad.accept
+            EndpointName=bad.endpoint,
+            Body=bad.body,
+            ContentType=bad.content_type,
+            Accept=bad.accept,
         )
-    response = raised.value.response
+    response: dict[str, Any] = dict(raised.value.response)
     assert response["Error"]["Code"] == bad.code
     assert response["ResponseMetadata"]["HTTPStatusCode"] == bad.status
     assert bad.says in response["Error"]["Message"]
@@ -438,6 +448,8 @@ def test_runtime_errors(stack: Stack, endpoint: str, bad: BadInvocation) -> None
 
 
 def test_server_keeps_serving_after_every_bad_request(stack: Stack, endpoint: str) -> None:
-    response = stack.runtime.invoke_endpoint(EndpointName=endpoint, Body=ROW, ContentType="text/csv")
+    response = stack.runtime.invoke_endpoint(
+        EndpointName=endpoint, Body=ROW, ContentType="text/csv"
+    )
     assert response["Body"].read().decode().count("\n") == 1
     assert stack.sagemaker.describe_endpoint(EndpointName=endpoint)["EndpointStatus"] == "InService"

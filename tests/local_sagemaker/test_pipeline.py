@@ -134,7 +134,9 @@ def test_training_job_completes_with_the_container_record(trained: dict[str, Any
         "Uploading",
         "Completed",
     ]
-    assert trained["ModelArtifacts"]["S3ModelArtifacts"].endswith(f"/models/{JOB}/output/model.tar.gz")
+    assert trained["ModelArtifacts"]["S3ModelArtifacts"].endswith(
+        f"/models/{JOB}/output/model.tar.gz"
+    )
     names = {metric["MetricName"] for metric in trained["FinalMetricDataList"]}
     assert names == {"train:rmse", "validation:rmse"}
     assert trained["TrainingStartTime"] <= trained["TrainingEndTime"]
@@ -237,13 +239,16 @@ def test_invoke_endpoint_json_accept(stack: Stack, deployed: str, abalone: Abalo
 def test_update_endpoint_switches_to_the_new_model(
     stack: Stack, deployed: str, abalone: Abalone, test_features: np.ndarray
 ) -> None:
-    second = run_training(stack, SECOND_JOB, {**HYPERPARAMETERS, "num_round": "5"} | {
-        "early_stopping_rounds": "1000"
-    })
+    second = run_training(
+        stack, SECOND_JOB, {**HYPERPARAMETERS, "num_round": "5"} | {"early_stopping_rounds": "1000"}
+    )
     assert second["TrainingJobStatus"] == "Completed", second.get("FailureReason")
     stack.sagemaker.create_model(
         ModelName=SECOND_JOB,
-        PrimaryContainer={"Image": IMAGE, "ModelDataUrl": second["ModelArtifacts"]["S3ModelArtifacts"]},
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": second["ModelArtifacts"]["S3ModelArtifacts"],
+        },
         ExecutionRoleArn=ROLE,
     )
     stack.sagemaker.create_endpoint_config(
@@ -273,7 +278,9 @@ def test_update_endpoint_switches_to_the_new_model(
     assert described["ProductionVariants"][0]["CurrentInstanceCount"] == 1
 
     body = abalone.test.iloc[:, 1:].to_csv(header=False, index=False)
-    response = stack.runtime.invoke_endpoint(EndpointName=deployed, ContentType="text/csv", Body=body)
+    response = stack.runtime.invoke_endpoint(
+        EndpointName=deployed, ContentType="text/csv", Body=body
+    )
     expected = oracle_predictions(abalone, early_stopping=False)
     assert response["Body"].read().decode() == container_text(expected)
 
@@ -316,7 +323,7 @@ def template_rule_patterns() -> dict[str, dict[str, Any]]:
 
 
 def drain(stack: Stack, queue_url: str) -> list[dict[str, Any]]:
-    received = []
+    received: list[dict[str, Any]] = []
     while True:
         messages = stack.sqs.receive_message(
             QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=0

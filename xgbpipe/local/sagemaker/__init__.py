@@ -1,4 +1,4 @@
-"""A local SageMaker that trains, batch-transforms and serves with real XGBoost on AWS's protocols."""
+"""A local SageMaker: trains, batch-transforms and serves real XGBoost on AWS's protocols."""
 
 from xgbpipe.local.sagemaker.server import LocalSageMaker
 

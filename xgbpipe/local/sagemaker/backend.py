@@ -27,8 +27,8 @@ from xgbpipe.local.sagemaker.errors import (
     validation_error,
 )
 from xgbpipe.local.sagemaker.serving import Answer, ContainerError, ServingModel
-from xgbpipe.local.sagemaker.transform import FieldFilter, run_transform_job
 from xgbpipe.local.sagemaker.training import run_training_job
+from xgbpipe.local.sagemaker.transform import FieldFilter, run_transform_job
 from xgbpipe.local.sagemaker.validation import service_model
 from xgbpipe.local.sagemaker.workers import JobRunner, Outcome
 
@@ -200,9 +200,8 @@ class SageMakerBackend:
         match = XGBOOST_IMAGE.match(image)
         if match is None:
             raise validation_error(
-                f"The local SageMaker runs only the built-in XGBoost image "
-                f"(<account>.dkr.ecr.<region>.amazonaws.com/sagemaker-xgboost:{SUPPORTED_IMAGE_TAG}); "
-                f"got '{image}'."
+                "The local SageMaker runs only the built-in XGBoost image (<account>.dkr.ecr."
+                f"<region>.amazonaws.com/sagemaker-xgboost:{SUPPORTED_IMAGE_TAG}); got '{image}'."
             )
         tag = match.group("tag")
         if tag != SUPPORTED_IMAGE_TAG:
@@ -900,7 +899,7 @@ class SageMakerBackend:
         accept: str | None,
         target_variant: str | None,
     ) -> tuple[Answer | None, str]:
-        """Route to a variant and answer as the container would; errors as the runtime wraps them."""
+        """Route to a variant and answer as the container would; errors wrapped as AWS does."""
         if len(body) > MAX_INVOCATION_BYTES:
             raise RuntimeServiceError(
                 "ValidationError",
@@ -948,7 +947,8 @@ class SageMakerBackend:
         group = f"/aws/sagemaker/Endpoints/{name}"
         return RuntimeServiceError(
             "ModelError",
-            f'Received {side} error ({error.status}) from {variant} with message "{error.message}". '
+            f"Received {side} error ({error.status}) from {variant} with message "
+            f'"{error.message}". '
             f"See https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
             f"#logEventViewer:group={group} in account {self.account_id} for more information.",
             424,

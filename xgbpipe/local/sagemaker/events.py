@@ -89,13 +89,15 @@ def _tag_map(tags: list[dict[str, str]]) -> dict[str, str]:
 def training_job_detail(job: dict[str, Any], tags: list[dict[str, str]]) -> dict[str, Any]:
     detail = {field: job[field] for field in _TRAINING_FIELDS if field in job}
     detail["Tags"] = _tag_map(tags)
-    return epoch_millis(detail)  # type: ignore[no-any-return]
+    converted: dict[str, Any] = epoch_millis(detail)
+    return converted
 
 
 def transform_job_detail(job: dict[str, Any], tags: list[dict[str, str]]) -> dict[str, Any]:
     detail = {field: job[field] for field in _TRANSFORM_FIELDS if field in job}
     detail["Tags"] = _tag_map(tags)
-    return epoch_millis(detail)  # type: ignore[no-any-return]
+    converted: dict[str, Any] = epoch_millis(detail)
+    return converted
 
 
 def endpoint_detail(endpoint: dict[str, Any], tags: list[dict[str, str]]) -> dict[str, Any]:
@@ -134,7 +136,7 @@ class EventPublisher:
                 connect_timeout=2, read_timeout=5, retries={"max_attempts": 1, "mode": "standard"}
             ),
         )
-        self._queue: queue.Queue[dict[str, Any] | None] = queue.Queue()
+        self._queue: queue.Queue[Any] = queue.Queue()
         self._thread = threading.Thread(target=self._run, name="sm-events", daemon=True)
         self._thread.start()
 

@@ -231,7 +231,7 @@ def _check_range(name: str, spec: Spec, value: Any) -> None:
     allowed = spec.allowed
     if spec.kind in ("integer", "continuous", "categorical"):
         assert allowed is not None
-        if value not in allowed:  # type: ignore[operator]
+        if value not in allowed:
             shown = list(allowed) if isinstance(allowed, tuple) else allowed
             raise AlgorithmUserError(f"Hyperparameter {name}: {value} is not in {shown}")
         return
@@ -260,7 +260,7 @@ def _check_dependencies(config: dict[str, Any]) -> None:
         if objective is None:
             # The container's metric check reads the objective unguarded and dies with a KeyError.
             raise AlgorithmUserError(
-                "KeyError: 'objective' (eval_metric is checked against the objective; set objective)"
+                "KeyError: 'objective' (eval_metric is checked against the objective: set one)"
             )
         if "auc" in metrics and not objective.startswith(("binary:", "rank:")):
             raise AlgorithmUserError(
@@ -312,10 +312,9 @@ def validate_hyperparameters(raw: dict[str, str]) -> dict[str, Any]:
             raise AlgorithmUserError(f"Missing required hyperparameter: {name}")
     parsed: dict[str, Any] = {}
     for name, value in config.items():
-        spec = SPECS.get(name)
-        if spec is None:
+        if name not in SPECS:
             raise AlgorithmUserError(f"Extraneous hyperparameter found: {name}")
-        parsed[name] = _parse(name, spec, value)
+        parsed[name] = _parse(name, SPECS[name], value)
     for name, value in parsed.items():
         _check_range(name, SPECS[name], value)
     _check_dependencies(parsed)

@@ -104,7 +104,7 @@ def sniff_delimiter(line: str) -> str:
 
 def csv_payload_to_matrix(text: str) -> np.ndarray:
     """Rows of features, empty fields as NaN, cast to float64 as the container does."""
-    delimiter = sniff_delimiter(text.split("\n")[0][:512])
+    delimiter = sniff_delimiter(text.split("\n", maxsplit=1)[0][:512])
     rows = [
         ["nan" if field == "" else field for field in line.split(delimiter)]
         for line in text.split("\n")
@@ -220,7 +220,7 @@ class ServingModel:
 
     def __init__(self, booster: xgb.Booster) -> None:
         # The container pins prediction to one thread per worker.
-        booster.set_param("nthread", 1)
+        booster.set_param("nthread", "1")
         self._booster = booster
         self._lock = threading.Lock()
 

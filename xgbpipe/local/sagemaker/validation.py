@@ -45,8 +45,9 @@ def _show(value: Any) -> str:
 
 def _violations(shape: Shape, value: Any, path: str) -> list[str]:
     def fail(constraint: str) -> list[str]:
+        shown = _show(value)
         return [
-            f"Value '{_show(value)}' at '{path}' failed to satisfy constraint: Member must {constraint}"
+            f"Value '{shown}' at '{path}' failed to satisfy constraint: Member must {constraint}"
         ]
 
     type_checks: dict[str, tuple[type, ...]] = {
@@ -74,8 +75,9 @@ def _violations(shape: Shape, value: Any, path: str) -> list[str]:
             problems += fail(f"have length greater than or equal to {meta['min']}")
         if "max" in meta and len(value) > meta["max"]:
             problems += fail(f"have length less than or equal to {meta['max']}")
-        if shape.enum and value not in shape.enum:
-            problems += fail(f"satisfy enum value set: [{', '.join(shape.enum)}]")
+        enum: list[str] = getattr(shape, "enum", [])
+        if enum and value not in enum:
+            problems += fail(f"satisfy enum value set: [{', '.join(enum)}]")
         pattern = meta.get("pattern")
         compiled = _compiled(pattern) if pattern else None
         if compiled and not compiled.fullmatch(value):

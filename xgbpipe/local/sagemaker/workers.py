@@ -165,7 +165,8 @@ class JobRunner:
         if final is None:
             return Outcome(
                 "Failed",
-                reason=f"InternalServerError: the worker process exited with code {process.exitcode}",
+                reason="InternalServerError: the worker process exited with code "
+                f"{process.exitcode}",
             )
         kind, payload = final
         if kind == "result":
