@@ -72,14 +72,14 @@ e2e: venv
 lint: venv ## ruff (lint and format check) and mypy
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy functions layers xgbpipe
+	$(VENV)/bin/mypy functions layers xgbpipe tools
 
 format: venv
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
 typecheck: venv
-	$(VENV)/bin/mypy functions layers xgbpipe
+	$(VENV)/bin/mypy functions layers xgbpipe tools
 
 validate: venv tools ## cfn-lint and sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml

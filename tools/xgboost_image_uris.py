@@ -12,11 +12,12 @@ account must serve every version and both the training and the inference scope o
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 from collections.abc import Sequence
 
-from sagemaker.core import image_uris
+from sagemaker.core import common_utils, image_uris
 
 FRAMEWORK = "xgboost"
 IMAGE_SCOPES = ("training", "inference")
@@ -69,11 +70,17 @@ def accounts_mapping(uris_by_region: dict[str, dict[str, str]]) -> str:
     return "\n".join(lines)
 
 
+def read_botocore_endpoints_once() -> None:
+    """The SDK re-reads botocore's endpoint data on every retrieve; caching it only saves time."""
+    common_utils._botocore_resolver = functools.cache(common_utils._botocore_resolver)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("versions", nargs="+", help="built-in XGBoost versions, e.g. 3.0-5 1.7-1")
     parser.add_argument("--mapping", action="store_true", help="print the template mapping")
     args = parser.parse_args(argv)
+    read_botocore_endpoints_once()
     try:
         uris_by_region = image_uris_by_region(args.versions)
         output = accounts_mapping(uris_by_region) if args.mapping else json.dumps(uris_by_region)
