@@ -88,9 +88,9 @@ validate: venv tools ## cfn-lint and sam validate --lint
 build: venv tools ## sam build (no Docker needed)
 	$(SAM) build
 
-ENV ?= default
-deploy: build ## sam deploy --guided to your AWS account (ENV=prod for production)
-	$(SAM) deploy --guided --config-env $(ENV)
+CONFIG_ENV ?= default
+deploy: build ## sam deploy --guided to your AWS account (CONFIG_ENV=prod for production)
+	$(SAM) deploy --guided --config-env $(CONFIG_ENV)
 
 bench: venv ## benchmarks of the local SageMaker and the chain
 	$(PY) -m benchmarks
