@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ class Stack:
             aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
         )
 
-    def drop(self, model: str, files: dict[str, bytes | str]) -> None:
+    def drop(self, model: str, files: Mapping[str, bytes | str]) -> None:
         """Upload the files in order, as a user would (the stack starts when all are there)."""
         s3 = self.client("s3")
         for name, body in files.items():
