@@ -14,6 +14,7 @@ import boto3
 import numpy as np
 import pandas as pd
 import pytest
+import requests
 from moto.server import ThreadedMotoServer
 
 from xgbpipe.local.sagemaker import LocalSageMaker
@@ -89,6 +90,8 @@ def abalone() -> Abalone:
 @pytest.fixture(scope="module")
 def stack(aws_environment: None, abalone: Abalone) -> Iterator[Stack]:
     moto, moto_url = _free_moto()
+    # moto keeps its state per process, not per server: start each module from a clean slate.
+    requests.post(f"{moto_url}/moto-api/reset", timeout=10).raise_for_status()
     server = LocalSageMaker(s3_endpoint_url=moto_url, events_endpoint_url=moto_url, max_workers=2)
     server.start()
     try:

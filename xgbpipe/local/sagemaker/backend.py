@@ -41,6 +41,8 @@ SUPPORTED_IMAGE_TAG = "3.0-5"
 # The account-level quota on training instances in use at once (AWS's default for small types).
 TRAINING_INSTANCE_QUOTA = 20
 MAX_INVOCATION_BYTES = 6291456
+# What a worker process imports before it is handed a job.
+WORKER_MODULES = (run_training_job.__module__, run_transform_job.__module__)
 DEFAULT_MAX_RUNTIME_SECONDS = 86400
 
 _TRAINING_MESSAGES = {

@@ -18,7 +18,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-from xgbpipe.local.sagemaker.backend import SageMakerBackend
+from xgbpipe.local.sagemaker.backend import WORKER_MODULES, SageMakerBackend
 from xgbpipe.local.sagemaker.errors import RuntimeServiceError, ServiceError
 from xgbpipe.local.sagemaker.events import EventPublisher
 from xgbpipe.local.sagemaker.validation import validate_input
@@ -172,7 +172,7 @@ class LocalSageMaker:
     def start(self) -> None:
         if self._server is not None:
             raise RuntimeError("the local SageMaker is already running")
-        self._runner = JobRunner(self.max_workers)
+        self._runner = JobRunner(self.max_workers, preload=WORKER_MODULES)
         self._publisher = EventPublisher(self.events_endpoint_url, self.region)
         self._backend = SageMakerBackend(
             region=self.region,

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
+from sklearn import metrics as skm
 
 from xgbpipe.local.sagemaker import s3io
 from xgbpipe.local.sagemaker.errors import AlgorithmInternalError, AlgorithmUserError
@@ -74,8 +75,6 @@ def _class_labels(predictions: np.ndarray) -> np.ndarray:
 
 
 def _custom_metric(name: str, predictions: np.ndarray, labels: np.ndarray) -> float:
-    from sklearn import metrics as skm
-
     regression: dict[str, Callable[[Any, Any], Any]] = {
         "mse": skm.mean_squared_error,
         "rmse": skm.root_mean_squared_error,

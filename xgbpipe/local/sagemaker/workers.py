@@ -1,14 +1,18 @@
 """Run jobs in worker processes, a few at a time, so a crash fails the job and not the server.
 
-Each job gets its own spawned process (xgboost and fork do not mix) and a pipe back to the
-server for status updates and the result. A thread pool bounds how many run at once; the
-supervising thread turns every way a process can end into exactly one outcome callback.
+Each job gets its own spawned process (xgboost and fork do not mix) and a pipe to the server for
+the job, status updates and the result. Importing xgboost takes seconds, so processes are
+spawned ahead of need with their modules already imported ("warm"), one per job, never reused.
+A thread pool bounds how many jobs run at once; the supervising thread turns every way a
+process can end into exactly one outcome callback.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
+import queue
 import threading
 import traceback
 from collections.abc import Callable
@@ -50,7 +54,15 @@ def failure_reason(error: BaseException) -> str:
     return text[:1024]
 
 
-def _worker_main(target: JobTarget, spec: dict[str, Any], conn: Connection) -> None:
+def _worker_main(conn: Connection, preload: tuple[str, ...]) -> None:
+    """Import the heavy modules, wait for one job, run it, report, exit."""
+    for module in preload:
+        importlib.import_module(module)
+    try:
+        target, spec = conn.recv()
+    except EOFError:
+        return
+
     def report(status: str) -> None:
         conn.send(("status", status))
 
@@ -63,6 +75,12 @@ def _worker_main(target: JobTarget, spec: dict[str, Any], conn: Connection) -> N
         conn.close()
 
 
+@dataclass
+class _Worker:
+    process: multiprocessing.process.BaseProcess
+    conn: Connection
+
+
 class _Job:
     def __init__(self) -> None:
         self.stop_requested = threading.Event()
@@ -73,11 +91,18 @@ class _Job:
 class JobRunner:
     """Runs job targets in spawned processes, at most `max_workers` at a time."""
 
-    def __init__(self, max_workers: int) -> None:
+    def __init__(self, max_workers: int, preload: tuple[str, ...] = ()) -> None:
         self._context = multiprocessing.get_context("spawn")
+        self._preload = preload
+        self._max_spares = max_workers
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="sm-job")
         self._jobs: dict[str, _Job] = {}
         self._lock = threading.Lock()
+        self._spares: queue.SimpleQueue[_Worker] = queue.SimpleQueue()
+        self._spawners: list[threading.Thread] = []
+        self._closing = False
+        for _ in range(max_workers):
+            self._add_spare_later()
 
     def submit(
         self,
@@ -104,11 +129,69 @@ class JobRunner:
                 job.process.terminate()
 
     def shutdown(self) -> None:
+        """Stop every job and every spare process; nothing is left running afterwards."""
         with self._lock:
+            self._closing = True
             keys = list(self._jobs)
+            spawners = list(self._spawners)
         for key in keys:
             self.stop(key)
         self._pool.shutdown(wait=True, cancel_futures=True)
+        for thread in spawners:
+            thread.join()
+        while True:
+            try:
+                spare = self._spares.get_nowait()
+            except queue.Empty:
+                break
+            self._retire(spare)
+
+    def _spawn(self) -> _Worker:
+        parent, child = self._context.Pipe(duplex=True)
+        process = self._context.Process(
+            target=_worker_main, args=(child, self._preload), daemon=True
+        )
+        process.start()
+        child.close()
+        return _Worker(process, parent)
+
+    @staticmethod
+    def _retire(worker: _Worker) -> None:
+        worker.conn.close()
+        worker.process.terminate()
+        worker.process.join()
+
+    def _add_spare_later(self) -> None:
+        def add() -> None:
+            worker = self._spawn()
+            with self._lock:
+                self._spawners.remove(threading.current_thread())
+                keep = not self._closing and self._spares.qsize() < self._max_spares
+                if keep:
+                    self._spares.put(worker)
+            if not keep:
+                self._retire(worker)
+
+        thread = threading.Thread(target=add, name="sm-spawn", daemon=True)
+        with self._lock:
+            if self._closing:
+                return
+            self._spawners.append(thread)
+        thread.start()
+
+    def _take_worker(self) -> _Worker:
+        """A warm spare when one is ready (then another is started), else a fresh process."""
+        while True:
+            try:
+                worker = self._spares.get_nowait()
+            except queue.Empty:
+                worker = self._spawn()
+                break
+            if worker.process.is_alive():
+                break
+            self._retire(worker)
+        self._add_spare_later()
+        return worker
 
     def _supervise(
         self,
@@ -136,37 +219,35 @@ class JobRunner:
         spec: dict[str, Any],
         on_status: Callable[[str], None],
     ) -> Outcome:
-        receiver, sender = self._context.Pipe(duplex=False)
         with job.lock:
             if job.stop_requested.is_set():
                 return Outcome("Stopped")
-            process = self._context.Process(
-                target=_worker_main, args=(target, spec, sender), daemon=True
-            )
-            process.start()
-            job.process = process
-        sender.close()
+            worker = self._take_worker()
+            job.process = worker.process
         final: tuple[str, Any] | None = None
         try:
+            worker.conn.send((target, spec))
             while True:
                 try:
-                    kind, payload = receiver.recv()
+                    kind, payload = worker.conn.recv()
                 except EOFError:
                     break
                 if kind == "status":
                     on_status(payload)
                 else:
                     final = (kind, payload)
+        except OSError:
+            logger.info("lost the pipe to a worker process", exc_info=True)
         finally:
-            receiver.close()
-            process.join()
+            worker.conn.close()
+            worker.process.join()
         if job.stop_requested.is_set():
             return Outcome("Stopped")
         if final is None:
             return Outcome(
                 "Failed",
                 reason="InternalServerError: the worker process exited with code "
-                f"{process.exitcode}",
+                f"{worker.process.exitcode}",
             )
         kind, payload = final
         if kind == "result":
