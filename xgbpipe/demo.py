@@ -8,8 +8,8 @@ the run through GET /models/abalone, then asks the live model for a few predicti
 from __future__ import annotations
 
 import csv
-import itertools
 import json
+import math
 import tempfile
 import time
 import urllib.error
@@ -107,11 +107,16 @@ def follow_run(
     raise DemoError(f"the run did not finish within {timeout:.0f}s; see .local-cloud/logs/")
 
 
-def test_rows(test_csv: Path, count: int) -> tuple[list[list[float]], list[float]]:
+def test_rows(test_csv: Path) -> tuple[list[list[float]], list[float]]:
+    """Features and true labels of the test set (it keeps its label in column 0)."""
     with test_csv.open() as lines:
-        first_rows = itertools.islice(csv.reader(lines), count)
-        rows = [[float(value) for value in row] for row in first_rows]
+        rows = [[float(value) for value in row] for row in csv.reader(lines)]
     return [row[1:] for row in rows], [row[0] for row in rows]
+
+
+def describe_metrics(metrics: dict[str, Any]) -> str:
+    shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items() if name != "rows")
+    return f"{shown} on {metrics.get('rows', '?')} rows" if shown else "none"
 
 
 def run_demo(console: Console, template: Path, state_dir: Path) -> None:
@@ -138,22 +143,32 @@ def run_demo(console: Console, template: Path, state_dir: Path) -> None:
     run = description["latest_run"]
     if run.get("run_id") == previous_run:
         console.print("  (same data as before: the stack recognised the run and did nothing new)")
-    metrics = run.get("metrics") or {}
-    console.print(f"Test-set metrics: {json.dumps(metrics)}")
-    console.print(f"Gate: {json.dumps(run.get('gate'))}")
-    console.print(f"Decision: [bold]{run.get('status')}[/bold] {run.get('reason') or ''}")
+    console.print(
+        f"Test-set metrics (batch transform): {describe_metrics(run.get('metrics') or {})}"
+    )
+    console.print(f"Gate: {(run.get('gate') or {}).get('reason', 'not reached')}")
+    console.print(f"Decision: [bold]{run.get('status')}[/bold] ({run.get('reason') or ''})")
     live = description.get("live")
     if not live:
         raise DemoError(f"no live model after the run: {run.get('status')} {run.get('reason')}")
 
-    rows, truth = test_rows(prepared.test, PREDICTION_ROWS)
+    rows, truth = test_rows(prepared.test)
     result = api.predict(MODEL, rows)
+    predictions = [float(p) for p in result["predictions"]]
     table = Table(title=f"POST /models/{MODEL}/predictions (version {result.get('version')})")
     table.add_column("rings (true)", justify="right")
     table.add_column("prediction", justify="right")
-    for actual, predicted in zip(truth, result["predictions"], strict=True):
-        table.add_row(f"{actual:g}", f"{float(predicted):.2f}")
+    for actual, predicted in zip(truth[:PREDICTION_ROWS], predictions, strict=False):
+        table.add_row(f"{actual:g}", f"{predicted:.2f}")
     console.print(table)
+    # The seed's last check: the endpoint scores the test set exactly as the batch transform did.
+    endpoint_rmse = math.sqrt(
+        sum((p - t) ** 2 for p, t in zip(predictions, truth, strict=True)) / len(truth)
+    )
+    console.print(
+        f"RMSE of the endpoint over all {len(truth)} test rows: {endpoint_rmse:.4f} "
+        f"(batch transform: {(run.get('metrics') or {}).get('rmse', float('nan')):.4f})"
+    )
 
     body = json.dumps({"instances": rows[:1]})
     console.print("Call it by hand:")
@@ -163,6 +178,6 @@ def run_demo(console: Console, template: Path, state_dir: Path) -> None:
         f"-H 'Content-Type: application/json' \\\n    -d '{body}'",
         soft_wrap=True,
     )
-    console.print('  eval "$(xgbpipe local env)"   # then aws s3 ls s3://' + bucket)
+    console.print('  eval "$(.venv/bin/xgbpipe local env)"   # then: aws s3 ls s3://' + bucket)
     console.print("Stop the local cloud: make down")
     console.print(f"Demo finished in {time.monotonic() - started_at:.0f}s.")
