@@ -7,11 +7,11 @@ constraints from the model keeps this in step with the real API instead of a han
 
 from __future__ import annotations
 
-import re
 from functools import cache
 from typing import Any
 
 import botocore.session
+import regex
 from botocore.model import ListShape, MapShape, ServiceModel, Shape, StructureShape
 
 from xgbpipe.local.sagemaker.errors import ServiceError, validation_error
@@ -25,11 +25,12 @@ def service_model(name: str) -> ServiceModel:
 
 
 @cache
-def _compiled(pattern: str) -> re.Pattern[str] | None:
+def _compiled(pattern: str) -> Any:
+    """Model patterns are Java regexes; `regex` reads their `\\p{L}` classes, `re` does not."""
     try:
-        return re.compile(pattern)
-    except re.error:
-        # A few model patterns use Java-only syntax; AWS checks those, we cannot.
+        return regex.compile(pattern)
+    except regex.error:
+        # One model pattern spells UTF-16 surrogates; AWS checks it, we cannot.
         return None
 
 
