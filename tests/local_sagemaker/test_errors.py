@@ -447,6 +447,35 @@ def test_runtime_errors(stack: Stack, endpoint: str, bad: BadInvocation) -> None
         )
 
 
+def test_endpoint_fails_when_its_model_cannot_load(stack: Stack) -> None:
+    stack.s3.put_object(Bucket=stack.bucket, Key="errors/broken.tar.gz", Body=b"not a tarball")
+    stack.sagemaker.create_model(
+        ModelName="broken-model",
+        PrimaryContainer={
+            "Image": IMAGE,
+            "ModelDataUrl": f"s3://{stack.bucket}/errors/broken.tar.gz",
+        },
+        ExecutionRoleArn=ROLE,
+    )
+    stack.sagemaker.create_endpoint_config(
+        EndpointConfigName="broken-config",
+        ProductionVariants=[
+            {
+                "VariantName": "AllTraffic",
+                "ModelName": "broken-model",
+                "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 1},
+            }
+        ],
+    )
+    stack.sagemaker.create_endpoint(EndpointName="broken", EndpointConfigName="broken-config")
+    described = wait_until(
+        lambda: stack.sagemaker.describe_endpoint(EndpointName="broken"),
+        lambda endpoint: endpoint["EndpointStatus"] != "Creating",
+    )
+    assert described["EndpointStatus"] == "Failed"
+    assert "did not pass the ping health check" in described["FailureReason"]
+
+
 def test_server_keeps_serving_after_every_bad_request(stack: Stack, endpoint: str) -> None:
     response = stack.runtime.invoke_endpoint(
         EndpointName=endpoint, Body=ROW, ContentType="text/csv"

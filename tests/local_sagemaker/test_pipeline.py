@@ -19,6 +19,7 @@ import xgboost as xgb
 from cfnlint.decode.cfn_yaml import load as load_cfn_yaml
 
 from tests.local_sagemaker.conftest import IMAGE, ROLE, Abalone, Stack, run_training, wait_until
+from xgbpipe.local.sagemaker.validation import service_model
 
 TEMPLATE = Path(__file__).resolve().parents[2] / "template.yaml"
 PREFIX = "xgbp"  # the template's default JobPrefix: its event rules match names starting "xgbp-"
@@ -210,6 +211,59 @@ def test_batch_transform_joins_prediction_to_each_input_row(
     assert output.splitlines() == [
         f"{row},{float(value)}" for row, value in zip(input_rows, expected, strict=True)
     ]
+
+
+def test_transform_of_a_prefix_with_output_filter_keeps_label_and_prediction(
+    stack: Stack, deployed: str, abalone: Abalone
+) -> None:
+    name = f"{JOB}-filtered"
+    stack.sagemaker.create_transform_job(
+        TransformJobName=name,
+        ModelName=JOB,
+        BatchStrategy="SingleRecord",
+        TransformInput={
+            "DataSource": {
+                "S3DataSource": {
+                    "S3DataType": "S3Prefix",
+                    "S3Uri": f"s3://{stack.bucket}/datasets/abalone/te",
+                }
+            },
+            "ContentType": "text/csv",
+            "SplitType": "Line",
+        },
+        TransformOutput={"S3OutputPath": f"s3://{stack.bucket}/filtered", "AssembleWith": "Line"},
+        TransformResources={"InstanceType": "ml.m5.large", "InstanceCount": 1},
+        DataProcessing={"InputFilter": "$[1:]", "JoinSource": "Input", "OutputFilter": "$[0,-1]"},
+    )
+    job = wait_until(
+        lambda: stack.sagemaker.describe_transform_job(TransformJobName=name),
+        lambda described: described["TransformJobStatus"] not in ("InProgress", "Stopping"),
+    )
+    assert job["TransformJobStatus"] == "Completed", job.get("FailureReason")
+    output = read_s3(stack, f"s3://{stack.bucket}/filtered/test.csv.out").decode()
+    labels = abalone.test.iloc[:, 0].to_numpy()
+    assert output.splitlines() == [
+        f"{label},{float(value)}"
+        for label, value in zip(labels, oracle_predictions(abalone), strict=True)
+    ]
+
+
+def test_describe_responses_carry_every_required_output_member(stack: Stack, deployed: str) -> None:
+    model = service_model("sagemaker")
+    calls = {
+        "DescribeTrainingJob": {"TrainingJobName": JOB},
+        "DescribeTransformJob": {"TransformJobName": f"{JOB}-test"},
+        "DescribeModel": {"ModelName": JOB},
+        "DescribeEndpointConfig": {"EndpointConfigName": f"{JOB}-serverless"},
+        "DescribeEndpoint": {"EndpointName": deployed},
+    }
+    for operation, params in calls.items():
+        method = re.sub(r"(?<!^)(?=[A-Z])", "_", operation).lower()
+        response = getattr(stack.sagemaker, method)(**params)
+        output_shape = model.operation_model(operation).output_shape
+        assert output_shape is not None
+        missing = set(output_shape.required_members) - set(response)
+        assert not missing, f"{operation} lacks {missing}"
 
 
 def test_invoke_endpoint_answers_byte_for_byte_like_the_container(
@@ -416,7 +470,9 @@ def test_events_have_the_aws_shapes_and_match_the_template_rules(
         for event in hits
         if event["detail-type"] == "SageMaker Transform Job State Change"
     ]
-    assert [e["detail"]["TransformJobStatus"] for e in transform_hits] == ["Completed"]
+    assert sorted(
+        (e["detail"]["TransformJobName"], e["detail"]["TransformJobStatus"]) for e in transform_hits
+    ) == [(f"{JOB}-filtered", "Completed"), (f"{JOB}-test", "Completed")]
     endpoint_hits = [
         e["detail"]["EndpointStatus"]
         for hits in rule_hits.values()

@@ -735,7 +735,10 @@ class SageMakerBackend:
         return {"EndpointArn": endpoint["EndpointArn"]}
 
     def _start_deployment(self, name: str, config_name: str) -> None:
-        config = copy.deepcopy(self._configs[config_name])
+        config = copy.deepcopy(self._configs.get(config_name))
+        if config is None:
+            # Only after a restart: the config was deleted while the endpoint was down.
+            config = {"EndpointConfigName": config_name, "ProductionVariants": []}
         model_urls = {
             variant["VariantName"]: self._models[variant["ModelName"]]["PrimaryContainer"][
                 "ModelDataUrl"
@@ -743,19 +746,35 @@ class SageMakerBackend:
             for variant in config["ProductionVariants"]
             if variant["ModelName"] in self._models
         }
+        images = {
+            variant["VariantName"]: self._models[variant["ModelName"]]["PrimaryContainer"]["Image"]
+            for variant in config["ProductionVariants"]
+            if variant["ModelName"] in self._models
+        }
         threading.Thread(
             target=self._deploy,
-            args=(name, config, model_urls),
+            args=(name, config, model_urls, images),
             name=f"sm-deploy-{name}",
             daemon=True,
         ).start()
 
-    def _deploy(self, name: str, config: dict[str, Any], model_urls: dict[str, str]) -> None:
+    def _deploy(
+        self,
+        name: str,
+        config: dict[str, Any],
+        model_urls: dict[str, str],
+        images: dict[str, str],
+    ) -> None:
         """Load every variant's model; then switch the endpoint over, or record the failure."""
         loaded: dict[str, ServingModel] = {}
         reason = None
+        if not config["ProductionVariants"]:
+            reason = f"Endpoint configuration {config['EndpointConfigName']} no longer exists."
         for variant in config["ProductionVariants"]:
             variant_name = variant["VariantName"]
+            if variant_name not in model_urls:
+                reason = f"Model {variant['ModelName']} of variant {variant_name} was deleted."
+                break
             try:
                 url = model_urls[variant_name]
                 archive = s3io.read(self._s3(), s3io.S3Location.parse(url))
@@ -777,7 +796,7 @@ class SageMakerBackend:
             if reason is None:
                 self._serving[name] = loaded
                 endpoint["EndpointConfigName"] = config["EndpointConfigName"]
-                endpoint["ProductionVariants"] = self._deployed_variants(config, stamp)
+                endpoint["ProductionVariants"] = self._deployed_variants(config, images, stamp)
                 endpoint["EndpointStatus"] = "InService"
             elif endpoint["EndpointStatus"] == "Updating":
                 endpoint["EndpointStatus"] = "InService"
@@ -788,10 +807,13 @@ class SageMakerBackend:
             endpoint["LastModifiedTime"] = stamp
             self._endpoint_changed(name)
 
-    def _deployed_variants(self, config: dict[str, Any], stamp: datetime) -> list[dict[str, Any]]:
+    @staticmethod
+    def _deployed_variants(
+        config: dict[str, Any], images: dict[str, str], stamp: datetime
+    ) -> list[dict[str, Any]]:
         deployed = []
         for variant in config["ProductionVariants"]:
-            image = self._models[variant["ModelName"]]["PrimaryContainer"]["Image"]
+            image = images[variant["VariantName"]]
             entry: dict[str, Any] = {
                 "VariantName": variant["VariantName"],
                 "DeployedImages": [
