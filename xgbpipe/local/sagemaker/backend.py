@@ -42,7 +42,7 @@ SUPPORTED_IMAGE_TAG = "3.0-5"
 TRAINING_INSTANCE_QUOTA = 20
 MAX_INVOCATION_BYTES = 6291456
 # What a worker process imports before it is handed a job.
-WORKER_MODULES = (run_training_job.__module__, run_transform_job.__module__)
+WORKER_MODULES = (run_training_job.__module__, run_transform_job.__module__, "sklearn.metrics")
 DEFAULT_MAX_RUNTIME_SECONDS = 86400
 
 _TRAINING_MESSAGES = {

@@ -20,7 +20,6 @@ from typing import Any
 
 import numpy as np
 import xgboost as xgb
-from sklearn import metrics as skm
 
 from xgbpipe.local.sagemaker import s3io
 from xgbpipe.local.sagemaker.errors import AlgorithmInternalError, AlgorithmUserError
@@ -75,6 +74,9 @@ def _class_labels(predictions: np.ndarray) -> np.ndarray:
 
 
 def _custom_metric(name: str, predictions: np.ndarray, labels: np.ndarray) -> float:
+    # Imported here so the server process does not pay for scikit-learn; workers preload it.
+    from sklearn import metrics as skm
+
     regression: dict[str, Callable[[Any, Any], Any]] = {
         "mse": skm.mean_squared_error,
         "rmse": skm.root_mean_squared_error,

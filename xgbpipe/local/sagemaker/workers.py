@@ -236,10 +236,14 @@ class JobRunner:
                     on_status(payload)
                 else:
                     final = (kind, payload)
+                    break
         except OSError:
             logger.info("lost the pipe to a worker process", exc_info=True)
         finally:
             worker.conn.close()
+            if final is not None:
+                # The job is done; do not wait for the interpreter's slow teardown.
+                worker.process.terminate()
             worker.process.join()
         if job.stop_requested.is_set():
             return Outcome("Stopped")
