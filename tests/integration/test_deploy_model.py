@@ -8,6 +8,7 @@ import random
 from typing import Any
 
 import pytest
+from pipeline_common.deployment import EndpointBusy
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
 
 from tests.integration.conftest import BUCKET, Stack, abalone_like
@@ -148,9 +149,13 @@ def test_a_better_model_updates_the_endpoint_and_goes_live(stack: Stack) -> None
     assert outcome["action"] == "endpoint_updated"
     (update,) = stack.requests("UpdateEndpoint")
     assert update == {"EndpointName": "xgbp-abalone", "EndpointConfigName": job("abalone", run_id)}
-    # The old model stays live until the endpoint reports the new config in service.
+    # The old model stays live while the endpoint updates, even if an old event arrives late
+    stack.answers["DescribeEndpoint"] = _endpoint("Updating", job("abalone", first))
+    late = endpoint_changed("abalone", job("abalone", first), "IN_SERVICE")
+    assert late["action"] == "ignored"
     assert stack.run("abalone", "_model")["live"]["run_id"] == first
 
+    stack.answers["DescribeEndpoint"] = _endpoint("InService", job("abalone", run_id))
     endpoint_changed("abalone", job("abalone", run_id), "IN_SERVICE")
 
     live = stack.run("abalone", "_model")["live"]
@@ -223,11 +228,53 @@ def test_failed_endpoint_fails_the_run_and_keeps_nothing_live(stack: Stack) -> N
     labels, predictions = regression_output(noise=1.0)
     write_transform_output(stack, "abalone", run_id, joined_rows(labels, predictions))
     transform_changed("abalone", run_id, "Completed")
+    stack.answers["DescribeEndpoint"] = _endpoint(
+        "Failed", job("abalone", run_id), FailureReason="model artifact could not be loaded"
+    )
 
     outcome = endpoint_changed("abalone", job("abalone", run_id), "FAILED")
 
     assert outcome["action"] == "failed"
-    assert "live" not in stack.run("abalone", "_model")
+    assert outcome["detail"] == "deployment failed: model artifact could not be loaded"
+    model = stack.run("abalone", "_model")
+    assert "live" not in model
+    assert "deploying_run_id" not in model
+
+
+def test_a_rolled_back_update_fails_the_run_and_keeps_the_old_model(stack: Stack) -> None:
+    labels, fair = regression_output(noise=2.0)
+    first = deploy(stack, "abalone", abalone_like(30, seed=1), joined_rows(labels, fair))
+    stack.answers["UpdateEndpoint"] = _ok_update
+    run_id = transformed(stack)
+    _, better = regression_output(noise=0.5)
+    write_transform_output(stack, "abalone", run_id, joined_rows(labels, better))
+    transform_changed("abalone", run_id, "Completed")
+    stack.answers["DescribeEndpoint"] = _endpoint(
+        "InService", job("abalone", first), FailureReason="alarm fired: rolled back"
+    )
+
+    outcome = endpoint_changed("abalone", job("abalone", first), "IN_SERVICE")
+
+    assert (outcome["action"], outcome["detail"]) == (
+        "failed",
+        "deployment failed: alarm fired: rolled back",
+    )
+    assert stack.run("abalone", "_model")["live"]["run_id"] == first
+
+
+def test_a_second_run_waits_while_the_endpoint_is_busy(stack: Stack) -> None:
+    labels, fair = regression_output(noise=2.0)
+    first = start(stack, "abalone", abalone_like(30, seed=1))
+    training_changed("abalone", first, "Completed")
+    write_transform_output(stack, "abalone", first, joined_rows(labels, fair))
+    transform_changed("abalone", first, "Completed")
+    second = transformed(stack)
+    write_transform_output(stack, "abalone", second, joined_rows(labels, fair))
+
+    with pytest.raises(EndpointBusy, match=f"run {first} is still deploying"):
+        transform_changed("abalone", second, "Completed")
+
+    assert stack.run("abalone", second)["stage"] == "transforming"
 
 
 def test_deleting_the_endpoint_clears_the_live_version(stack: Stack) -> None:
@@ -238,6 +285,20 @@ def test_deleting_the_endpoint_clears_the_live_version(stack: Stack) -> None:
 
     assert outcome["action"] == "live_cleared"
     assert "live" not in stack.run("abalone", "_model")
+
+
+def _endpoint(status: str, config: str, **extra: str) -> Any:
+    def answer(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        name = params["EndpointName"]
+        return 200, {
+            "EndpointName": name,
+            "EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}",
+            "EndpointConfigName": config,
+            "EndpointStatus": status,
+            **extra,
+        }
+
+    return answer
 
 
 def _ok_update(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -7,8 +7,8 @@ from typing import Any
 
 from pipeline_common import clients, storage
 from pipeline_common.config import Settings
-from pipeline_common.gate import decide
-from pipeline_common.lifecycle import conclude
+from pipeline_common.gate import GateDecision, decide
+from pipeline_common.lifecycle import conclude, unless_completed
 from pipeline_common.metrics import EvaluationError, evaluate_joined_output
 from pipeline_common.naming import RunRef, endpoint_name, parse_job_name
 from pipeline_common.observability import logger
@@ -22,53 +22,55 @@ from pipeline_common.sagemaker_requests import (
     transform_output_key,
 )
 
-_ENDED = {"Failed": Status.FAILED, "Stopped": Status.STOPPED}
-# UpdateEndpoint is refused while the endpoint is changing; Lambda's retries come back later.
+# UpdateEndpoint is refused while the endpoint is changing.
 _BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
 
 
 class EndpointBusy(RuntimeError):
-    """The endpoint is changing; raising lets Lambda retry the event after a back-off."""
+    """The endpoint is changing; the run waits in its stage for a retry or the reconciler."""
 
 
 def on_transform_job_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome:
     name = str(detail.get("TransformJobName", ""))
-    status = str(detail.get("TransformJobStatus", ""))
     ref = parse_job_name(settings.job_prefix, name)
     if ref is None:
         return Outcome("ignored", detail=f"{name} is not a job of this stack")
     runs = RunsTable(settings.runs_table)
-    if status in _ENDED:
-        reason = str(detail.get("FailureReason") or f"transform job {name} {status.lower()}")
-        return conclude(settings, runs, ref, _ENDED[status], f"batch transform failed: {reason}")
-    if status != "Completed":
-        return Outcome("ignored", ref.model, ref.run_id, f"transform job is {status}")
-
+    unfinished = unless_completed(
+        settings, runs, ref, "batch transform", detail, "TransformJobStatus"
+    )
+    if unfinished:
+        return unfinished
     run = runs.get(ref)
     if run is None or run.get("stage") != Stage.TRANSFORMING:
         return Outcome("duplicate", ref.model, ref.run_id, "the run is not waiting for scoring")
     endpoint = endpoint_name(settings.job_prefix, ref.model)
-    live_endpoint = describe_endpoint(endpoint)
-    if live_endpoint and live_endpoint["EndpointStatus"] in _BUSY:
-        raise EndpointBusy(f"endpoint {endpoint} is {live_endpoint['EndpointStatus']}")
+    _raise_if_busy(runs, ref, endpoint)
     # The stage change is the lock: of two duplicated events, one scores and deploys.
     if not runs.advance(ref, Stage.TRANSFORMING, Stage.EVALUATING, {}):
         return Outcome("duplicate", ref.model, ref.run_id, "another invocation is scoring")
     try:
-        return _evaluate_and_deploy(settings, runs, ref, run, endpoint, live_endpoint)
+        return _evaluate_and_deploy(settings, runs, ref, run, endpoint)
+    except EndpointBusy:
+        runs.advance(ref, Stage.EVALUATING, Stage.TRANSFORMING, {})
+        raise
     except Exception as error:
         # Past the lock no retry can resume the run, so end it visibly, then let Lambda log it.
         conclude(settings, runs, ref, Status.FAILED, f"deployment failed: {error}")
         raise
 
 
+def _raise_if_busy(runs: RunsTable, ref: RunRef, endpoint: str) -> None:
+    deploying = (runs.model(ref.model) or {}).get("deploying_run_id")
+    if deploying and deploying != ref.run_id:
+        raise EndpointBusy(f"run {deploying} is still deploying to {endpoint}")
+    described = describe_endpoint(endpoint)
+    if described and described["EndpointStatus"] in _BUSY:
+        raise EndpointBusy(f"endpoint {endpoint} is {described['EndpointStatus']}")
+
+
 def _evaluate_and_deploy(
-    settings: Settings,
-    runs: RunsTable,
-    ref: RunRef,
-    run: Mapping[str, Any],
-    endpoint: str,
-    live_endpoint: Mapping[str, Any] | None,
+    settings: Settings, runs: RunsTable, ref: RunRef, run: Mapping[str, Any], endpoint: str
 ) -> Outcome:
     problem = ProblemType(run["problem"])
     try:
@@ -82,18 +84,9 @@ def _evaluate_and_deploy(
     except EvaluationError as error:
         return conclude(settings, runs, ref, Status.FAILED, f"evaluation failed: {error}")
 
-    model_item = runs.model(ref.model) or {}
-    live = model_item.get("live") or {}
+    live = (runs.model(ref.model) or {}).get("live") or {}
     decision = decide(problem, scores, settings.gate_threshold, live.get("metrics"))
-    gate = {
-        "passed": decision.passed,
-        "reason": decision.reason,
-        "metric": decision.metric,
-        "value": decision.value,
-        "threshold": decision.threshold,
-        "live_value": decision.live_value,
-        "live_run_id": live.get("run_id"),
-    }
+    gate = _gate_record(decision, live)
     storage.put_json(
         settings.data_bucket,
         metrics_key(ref),
@@ -114,33 +107,65 @@ def _evaluate_and_deploy(
             decision.reason,
             {"metrics": scores, "gate": gate},
         )
+    return _deploy(settings, runs, ref, endpoint, scores, gate)
 
-    config = endpoint_config_request(settings, ref)
-    create("create_endpoint_config", config)
-    sagemaker = clients.client("sagemaker")
-    name = config["EndpointConfigName"]
-    if live_endpoint is None:
-        create(
-            "create_endpoint",
-            {"EndpointName": endpoint, "EndpointConfigName": name, "Tags": config["Tags"]},
+
+def _gate_record(decision: GateDecision, live: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "passed": decision.passed,
+        "reason": decision.reason,
+        "metric": decision.metric,
+        "value": decision.value,
+        "threshold": decision.threshold,
+        "live_value": decision.live_value,
+        "live_run_id": live.get("run_id"),
+    }
+
+
+def _deploy(
+    settings: Settings,
+    runs: RunsTable,
+    ref: RunRef,
+    endpoint: str,
+    scores: Mapping[str, float],
+    gate: Mapping[str, Any],
+) -> Outcome:
+    current = describe_endpoint(endpoint)
+    if current and current["EndpointStatus"] == "Failed":
+        return conclude(
+            settings,
+            runs,
+            ref,
+            Status.FAILED,
+            f"endpoint {endpoint} is Failed ({current.get('FailureReason', 'no reason given')}); "
+            f"delete it (aws sagemaker delete-endpoint --endpoint-name {endpoint}) and the next "
+            "drop creates it anew",
+            {"metrics": scores, "gate": gate},
         )
-        action = "endpoint_created"
-    else:
-        # A new config on the same endpoint: SageMaker shifts traffic without downtime.
-        sagemaker.update_endpoint(EndpointName=endpoint, EndpointConfigName=name)
-        action = "endpoint_updated"
-    runs.set_deploying(ref)
+    if not runs.set_deploying(ref):
+        raise EndpointBusy(f"another run claimed {endpoint} while this one was scored")
+    config = endpoint_config_request(settings, ref)
+    name = config["EndpointConfigName"]
+    # Record first, then act: the endpoint's event can never find the run a stage behind.
     runs.advance(
         ref,
         Stage.EVALUATING,
         Stage.DEPLOYING,
         {"metrics": scores, "gate": gate, "endpoint": endpoint, "endpoint_config": name},
     )
+    create("create_endpoint_config", config)
+    request = {"EndpointName": endpoint, "EndpointConfigName": name}
+    if current is None and create("create_endpoint", {**request, "Tags": config["Tags"]}):
+        action = "endpoint_created"
+    else:
+        # A new config on the same endpoint: SageMaker shifts traffic without downtime.
+        clients.client("sagemaker").update_endpoint(**request)
+        action = "endpoint_updated"
     logger.info(action, extra={"endpoint": endpoint, "endpoint_config": name})
     return Outcome(
         action,
         ref.model,
         ref.run_id,
-        decision.reason,
-        data={"metrics": scores, "endpoint": endpoint},
+        str(gate["reason"]),
+        data={"metrics": dict(scores), "endpoint": endpoint},
     )

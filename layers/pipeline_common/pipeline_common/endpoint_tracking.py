@@ -30,32 +30,45 @@ def on_endpoint_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome
     if model is None:
         return Outcome("ignored", detail=f"{endpoint} is not an endpoint of this stack")
     status = normalise_status(str(detail.get("EndpointStatus", "")))
-    config = str(detail.get("EndpointConfigName", ""))
     runs = RunsTable(settings.runs_table)
-    model_item = runs.model(model) or {}
-    deploying = model_item.get("deploying_run_id")
+    deploying = (runs.model(model) or {}).get("deploying_run_id")
+    run = runs.get(RunRef(model, str(deploying))) if deploying else None
     if status == "DELETING":
-        cleared = runs.clear_live(model, config)
+        cleared = runs.clear_live(model, str(detail.get("EndpointConfigName", "")))
+        if run and run.get("stage") == Stage.DEPLOYING:
+            ref = RunRef(model, str(deploying))
+            conclude(settings, runs, ref, Status.FAILED, f"endpoint {endpoint} was deleted")
         return Outcome(
             "live_cleared" if cleared else "ignored",
             model,
             detail=f"endpoint {endpoint} is being deleted",
         )
-    if not deploying:
-        return Outcome("ignored", model, detail=f"no deployment waits on {endpoint} ({status})")
-    ref = RunRef(model, str(deploying))
-    run = runs.get(ref)
     if run is None or run.get("stage") != Stage.DEPLOYING:
-        return Outcome("duplicate", model, ref.run_id, "the run is not deploying")
-    serving = parse_job_name(settings.job_prefix, config)
+        return Outcome("ignored", model, detail=f"no deployment waits on {endpoint} ({status})")
+    return _settle(settings, runs, RunRef(model, str(deploying)), run, endpoint, status)
 
-    if status == "IN_SERVICE" and serving == ref:
+
+def _settle(
+    settings: Settings,
+    runs: RunsTable,
+    ref: RunRef,
+    run: Mapping[str, Any],
+    endpoint: str,
+    status: str,
+) -> Outcome:
+    """Judge the deployment on the endpoint as it is now: events arrive late, twice, unordered."""
+    described = describe_endpoint(endpoint)
+    if described is None:
+        return conclude(settings, runs, ref, Status.FAILED, f"endpoint {endpoint} is gone")
+    current = normalise_status(described["EndpointStatus"])
+    serving = parse_job_name(settings.job_prefix, described.get("EndpointConfigName", ""))
+    if current == "IN_SERVICE" and serving == ref:
         runs.set_live(
-            model,
+            ref.model,
             {
                 "run_id": ref.run_id,
                 "endpoint": endpoint,
-                "endpoint_config": config,
+                "endpoint_config": described["EndpointConfigName"],
                 "metrics": run.get("metrics", {}),
                 "problem": run.get("problem"),
                 "num_class": run.get("num_class"),
@@ -73,9 +86,9 @@ def on_endpoint_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome
             f"serving on endpoint {endpoint}",
             {"deployed_at": now()},
         )
-    if status in _FAILED or status == "IN_SERVICE":
-        # IN_SERVICE on another config means SageMaker rolled the update back.
-        described = describe_endpoint(endpoint) or {}
-        reason = described.get("FailureReason") or f"endpoint {endpoint} went {status} on {config}"
+    failure = described.get("FailureReason")
+    # In service on another config with a failure reason: SageMaker rolled the update back.
+    if current in _FAILED or (current == "IN_SERVICE" and failure):
+        reason = failure or f"endpoint {endpoint} is {current}"
         return conclude(settings, runs, ref, Status.FAILED, f"deployment failed: {reason}")
-    return Outcome("ignored", model, ref.run_id, f"endpoint is {status}")
+    return Outcome("ignored", ref.model, ref.run_id, f"endpoint is {current} (event: {status})")

@@ -12,6 +12,7 @@ from pipeline_common.observability import logger, metrics
 from pipeline_common.outcome import Outcome
 from pipeline_common.runs import RunsTable, Status
 
+_ENDED_JOB = {"Failed": Status.FAILED, "Stopped": Status.STOPPED}
 _METRIC = {
     Status.DEPLOYED: "RunsDeployed",
     Status.REJECTED: "RunsRejected",
@@ -29,13 +30,41 @@ def conclude(
     reason: str,
     fields: Mapping[str, Any] | None = None,
 ) -> Outcome:
-    if not runs.finish(ref, status, reason, fields):
-        return Outcome("duplicate", ref.model, ref.run_id, "the run had already ended")
-    logger.info(
-        "run ended",
-        extra={"model": ref.model, "run_id": ref.run_id, "status": str(status), "reason": reason},
-    )
-    metrics.add_metric(name=_METRIC[status], unit="Count", value=1)
+    finished = runs.finish(ref, status, reason, fields)
     run = runs.get(ref) or {"model": ref.model, "run_id": ref.run_id, "status": status}
+    if not finished and (run.get("notified_at") or run.get("status") == Status.IN_PROGRESS):
+        return Outcome("duplicate", ref.model, ref.run_id, "the run had already ended")
+    if finished:
+        logger.info(
+            "run ended",
+            extra={
+                "model": ref.model,
+                "run_id": ref.run_id,
+                "status": str(status),
+                "reason": reason,
+            },
+        )
+        metrics.add_metric(name=_METRIC[status], unit="Count", value=1)
+    runs.clear_deploying(ref)
+    # Announce, then remember it: a failed publish is retried by the event's next delivery.
     notify(settings.topic_arn, run)
-    return Outcome(str(status), ref.model, ref.run_id, reason)
+    runs.mark_notified(ref)
+    return Outcome(str(run["status"]), ref.model, ref.run_id, str(run.get("reason", reason)))
+
+
+def unless_completed(
+    settings: Settings,
+    runs: RunsTable,
+    ref: RunRef,
+    step: str,
+    detail: Mapping[str, Any],
+    status_field: str,
+) -> Outcome | None:
+    """A job's Failed or Stopped ends the run; other states are ignored; None when Completed."""
+    status = str(detail.get(status_field, ""))
+    if status in _ENDED_JOB:
+        reason = detail.get("FailureReason") or f"the {step} job was {status.lower()}"
+        return conclude(settings, runs, ref, _ENDED_JOB[status], f"{step} failed: {reason}")
+    if status != "Completed":
+        return Outcome("ignored", ref.model, ref.run_id, f"the {step} job is {status}")
+    return None

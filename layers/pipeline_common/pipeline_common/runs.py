@@ -7,12 +7,13 @@ least once) cannot move a run twice, and only one invocation sends a run's notif
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from pipeline_common import clients
@@ -77,21 +78,17 @@ class RunsTable:
     def begin(self, ref: RunRef, fields: Mapping[str, Any]) -> bool:
         """Create the run; re-enter one a crash left in validation. False when it got further."""
         stamp = now()
-        try:
-            self._update(
-                ref,
-                {"stage": Stage.VALIDATING, "status": Status.IN_PROGRESS, **fields},
-                condition="attribute_not_exists(run_id) OR (#stage = :validating AND "
-                "#status = :in_progress)",
-                extra_values={":validating": Stage.VALIDATING, ":in_progress": Status.IN_PROGRESS},
-                created_at=stamp,
-            )
-        except ClientError as error:
-            if _is_condition_failure(error):
-                return False
-            raise
+        if not self._transition(
+            ref,
+            {"stage": Stage.VALIDATING, "status": Status.IN_PROGRESS, **fields},
+            condition="attribute_not_exists(run_id) OR (#stage = :validating AND "
+            "#status = :in_progress)",
+            extra_values={":validating": Stage.VALIDATING, ":in_progress": Status.IN_PROGRESS},
+            created_at=stamp,
+        ):
+            return False
         self._table.update_item(
-            Key={"model": ref.model, "run_id": MODEL_ITEM},
+            Key=self._model_key(ref.model),
             UpdateExpression="SET latest_run_id = :run, updated_at = :now",
             ExpressionAttributeValues={":run": ref.run_id, ":now": stamp},
         )
@@ -128,38 +125,66 @@ class RunsTable:
         return from_item(item) if item else None
 
     def model(self, model: str) -> dict[str, Any] | None:
-        item = self._table.get_item(Key={"model": model, "run_id": MODEL_ITEM}).get("Item")
+        item = self._table.get_item(Key=self._model_key(model)).get("Item")
         return from_item(item) if item else None
 
     def set_live(self, model: str, live: Mapping[str, Any]) -> None:
         self._table.update_item(
-            Key={"model": model, "run_id": MODEL_ITEM},
+            Key=self._model_key(model),
             UpdateExpression="SET live = :live, updated_at = :now",
             ExpressionAttributeValues={":live": to_item(live), ":now": now()},
         )
 
-    def set_deploying(self, ref: RunRef) -> None:
-        """Name the run whose endpoint change is under way, to judge the endpoint's next event."""
-        self._table.update_item(
-            Key={"model": ref.model, "run_id": MODEL_ITEM},
+    def set_deploying(self, ref: RunRef) -> bool:
+        """Claim the model's endpoint for this run; False while another run is changing it."""
+        return self._conditionally(
+            Key=self._model_key(ref.model),
             UpdateExpression="SET deploying_run_id = :run, updated_at = :now",
+            ConditionExpression="attribute_not_exists(deploying_run_id) OR deploying_run_id = :run",
+            ExpressionAttributeValues={":run": ref.run_id, ":now": now()},
+        )
+
+    def clear_deploying(self, ref: RunRef) -> bool:
+        """Release the endpoint once this run's change has settled."""
+        return self._conditionally(
+            Key=self._model_key(ref.model),
+            UpdateExpression="REMOVE deploying_run_id SET updated_at = :now",
+            ConditionExpression="deploying_run_id = :run",
             ExpressionAttributeValues={":run": ref.run_id, ":now": now()},
         )
 
     def clear_live(self, model: str, endpoint_config: str) -> bool:
         """Forget the live version if it is still the one on that endpoint config."""
-        try:
-            self._table.update_item(
-                Key={"model": model, "run_id": MODEL_ITEM},
-                UpdateExpression="REMOVE live SET updated_at = :now",
-                ConditionExpression="live.endpoint_config = :config",
-                ExpressionAttributeValues={":config": endpoint_config, ":now": now()},
-            )
-        except ClientError as error:
-            if _is_condition_failure(error):
-                return False
-            raise
-        return True
+        return self._conditionally(
+            Key=self._model_key(model),
+            UpdateExpression="REMOVE live SET updated_at = :now",
+            ConditionExpression="live.endpoint_config = :config",
+            ExpressionAttributeValues={":config": endpoint_config, ":now": now()},
+        )
+
+    def mark_notified(self, ref: RunRef) -> None:
+        self._table.update_item(
+            Key={"model": ref.model, "run_id": ref.run_id},
+            UpdateExpression="SET notified_at = :now",
+            ExpressionAttributeValues={":now": now()},
+        )
+
+    def in_progress(self) -> Iterator[dict[str, Any]]:
+        """Every unfinished run (the table holds one item per run, so a scan stays small)."""
+        pages = self._table.meta.client.get_paginator("scan").paginate(
+            TableName=self._table.name,
+            FilterExpression="#status = :in_progress",
+            ExpressionAttributeNames={"#status": "status"},
+            ExpressionAttributeValues={":in_progress": {"S": Status.IN_PROGRESS.value}},
+        )
+        deserializer = TypeDeserializer()
+        for page in pages:
+            for item in page["Items"]:
+                yield from_item({k: deserializer.deserialize(v) for k, v in item.items()})
+
+    @staticmethod
+    def _model_key(model: str) -> dict[str, str]:
+        return {"model": model, "run_id": MODEL_ITEM}
 
     def _transition(
         self,
@@ -167,23 +192,8 @@ class RunsTable:
         fields: Mapping[str, Any],
         condition: str,
         extra_values: Mapping[str, Any],
-    ) -> bool:
-        try:
-            self._update(ref, fields, condition, extra_values)
-        except ClientError as error:
-            if _is_condition_failure(error):
-                return False
-            raise
-        return True
-
-    def _update(
-        self,
-        ref: RunRef,
-        fields: Mapping[str, Any],
-        condition: str,
-        extra_values: Mapping[str, Any],
         created_at: str | None = None,
-    ) -> None:
+    ) -> bool:
         names = {k: v for k, v in (("#stage", "stage"), ("#status", "status")) if k in condition}
         values: dict[str, Any] = {":now": now(), **extra_values}
         sets = ["updated_at = :now"]
@@ -196,10 +206,20 @@ class RunsTable:
         if created_at:
             values[":created"] = created_at
             sets.append("created_at = if_not_exists(created_at, :created)")
-        self._table.update_item(
+        return self._conditionally(
             Key={"model": ref.model, "run_id": ref.run_id},
             UpdateExpression="SET " + ", ".join(sets),
             ConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
         )
+
+    def _conditionally(self, **update: Any) -> bool:
+        """Apply a conditional update; False when its condition does not hold."""
+        try:
+            self._table.update_item(**update)
+        except ClientError as error:
+            if _is_condition_failure(error):
+                return False
+            raise
+        return True

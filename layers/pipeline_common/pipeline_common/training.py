@@ -60,8 +60,8 @@ def start_training(settings: Settings, model: str) -> Outcome:
         return reject(settings, runs, ref, str(superseded), status=Status.STOPPED)
 
     request = training_job_request(settings, ref, hyperparameters)
-    created = create("create_training_job", request)
-    runs.advance(
+    # Record first, then act: the job's own event can never find the run a stage behind.
+    if not runs.advance(
         ref,
         Stage.VALIDATING,
         Stage.TRAINING,
@@ -73,7 +73,12 @@ def start_training(settings: Settings, model: str) -> Outcome:
             "num_features": num_features,
             "hyperparameters": hyperparameters.values,
         },
-    )
+    ):
+        return Outcome("duplicate", model, ref.run_id, "another invocation took the run")
+    try:
+        created = create("create_training_job", request)
+    except ClientError as error:
+        return conclude(settings, runs, ref, Status.FAILED, f"training not started: {error}")
     if created:
         metrics.add_metric(name="TrainingJobsStarted", unit="Count", value=1)
     logger.info("training job started", extra={"job": request["TrainingJobName"]})

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from pipeline_common import clients
 from pipeline_common.config import Settings
-from pipeline_common.lifecycle import conclude
+from pipeline_common.lifecycle import conclude, unless_completed
 from pipeline_common.naming import parse_job_name
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
@@ -15,22 +17,16 @@ from pipeline_common.runs import RunsTable, Stage, Status
 from pipeline_common.sagemaker_calls import create
 from pipeline_common.sagemaker_requests import model_request, transform_job_request
 
-_ENDED = {"Failed": Status.FAILED, "Stopped": Status.STOPPED}
-
 
 def on_training_job_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome:
     name = str(detail.get("TrainingJobName", ""))
-    status = str(detail.get("TrainingJobStatus", ""))
     ref = parse_job_name(settings.job_prefix, name)
     if ref is None:
         return Outcome("ignored", detail=f"{name} is not a job of this stack")
     runs = RunsTable(settings.runs_table)
-    if status in _ENDED:
-        reason = str(detail.get("FailureReason") or f"training job {name} {status.lower()}")
-        return conclude(settings, runs, ref, _ENDED[status], f"training failed: {reason}")
-    if status != "Completed":
-        return Outcome("ignored", ref.model, ref.run_id, f"training job is {status}")
-
+    unfinished = unless_completed(settings, runs, ref, "training", detail, "TrainingJobStatus")
+    if unfinished:
+        return unfinished
     run = runs.get(ref)
     if run is None or run.get("stage") != Stage.TRAINING:
         return Outcome("duplicate", ref.model, ref.run_id, "the run is not waiting for training")
@@ -42,13 +38,12 @@ def on_training_job_change(settings: Settings, detail: Mapping[str, Any]) -> Out
         image=job["AlgorithmSpecification"]["TrainingImage"],
         model_data_url=job["ModelArtifacts"]["S3ModelArtifacts"],
     )
-    create("create_model", model)
     transform = transform_job_request(settings, ref)
-    create("create_transform_job", transform)
     training_metrics = {
         m["MetricName"]: float(m["Value"]) for m in job.get("FinalMetricDataList", [])
     }
-    runs.advance(
+    # Record first, then act: the transform's own event can never find the run a stage behind.
+    if not runs.advance(
         ref,
         Stage.TRAINING,
         Stage.TRANSFORMING,
@@ -58,7 +53,13 @@ def on_training_job_change(settings: Settings, detail: Mapping[str, Any]) -> Out
             "transform_job": transform["TransformJobName"],
             "training_metrics": training_metrics,
         },
-    )
+    ):
+        return Outcome("duplicate", ref.model, ref.run_id, "another invocation took the run")
+    try:
+        create("create_model", model)
+        create("create_transform_job", transform)
+    except ClientError as error:
+        return conclude(settings, runs, ref, Status.FAILED, f"batch transform not started: {error}")
     logger.info("batch transform started", extra={"job": transform["TransformJobName"]})
     return Outcome(
         "transform_started",
