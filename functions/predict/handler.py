@@ -29,9 +29,11 @@ def get_model(model: str) -> dict[str, Any]:
 @tracer.capture_method
 def post_predictions(model: str) -> dict[str, Any]:
     request = app.current_event
-    result = predict(
-        Settings.from_env(), model, request.decoded_body, request.headers.get("content-type")
-    )
+    try:
+        body = request.decoded_body
+    except (UnicodeDecodeError, ValueError) as error:
+        raise PredictionRequestError("the body must be UTF-8 text (JSON or CSV)") from error
+    result = predict(Settings.from_env(), model, body, request.headers.get("content-type"))
     metrics.add_metric(name="RowsPredicted", unit="Count", value=len(result["predictions"]))
     return result
 

@@ -123,6 +123,16 @@ def test_bad_requests_get_a_4xx_that_says_what_to_fix(case: str, stack: Stack, l
     assert stack.requests("InvokeEndpoint") == []
 
 
+def test_a_body_that_is_not_utf8_is_a_400(stack: Stack, live: str) -> None:
+    event = load_event("predict.json")
+    event.update(body="//79/w==", isBase64Encoded=True)
+
+    response = lambda_handler(event, CONTEXT)
+
+    assert response["statusCode"] == 400
+    assert "UTF-8" in json.loads(response["body"])["message"]
+
+
 def test_unknown_model_is_404(stack: Stack) -> None:
     for method, path in (("GET", "/models/nope"), ("POST", "/models/nope/predictions")):
         response = api(method, path, json.dumps({"instances": ROWS}))

@@ -35,6 +35,10 @@ def test_lambda_code_imports_only_boto3_powertools_and_the_standard_library(path
     assert not foreign, f"{path.relative_to(ROOT)} imports {sorted(foreign)}"
 
 
-def test_the_layer_requirements_carry_only_powertools() -> None:
-    lines = (ROOT / "layers/pipeline_common/requirements.txt").read_text().split()
-    assert [line.split("==")[0].split("[")[0] for line in lines] == ["aws-lambda-powertools"]
+def test_the_layer_ships_powertools_and_the_tested_boto3_only() -> None:
+    text = (ROOT / "layers/pipeline_common/requirements.txt").read_text()
+    pins = dict(line.split("==") for line in text.splitlines() if line and not line.startswith("#"))
+    assert set(pins) == {"aws-lambda-powertools[tracer]", "boto3"}
+    dev = (ROOT / "requirements/dev.txt").read_text().splitlines()
+    assert f"boto3=={pins['boto3']}" in dev
+    assert f"aws_lambda_powertools=={pins['aws-lambda-powertools[tracer]']}" in dev

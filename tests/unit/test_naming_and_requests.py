@@ -16,6 +16,7 @@ from pipeline_common.naming import (
     parse_job_name,
     run_id,
 )
+from pipeline_common.notifications import subject
 from pipeline_common.predictions import (
     PredictionRequestError,
     parse_predictions,
@@ -122,3 +123,21 @@ def test_prediction_payloads() -> None:
         [0.1, 0.2, 0.7],
         [0.3, 0.3, 0.4],
     ]
+
+
+def test_csv_that_outgrows_invoke_endpoints_limit_is_refused() -> None:
+    # Given rows that are small as JSON integers but grow when written as floats
+    body = '{"instances": [' + ", ".join(["[1, 1, 1, 1, 1, 1, 1, 1]"] * 10_000) + "]}"
+    many = parse_request(body, None, 8)
+    assert len(many.as_csv()) < 6_291_456
+    wide = '{"instances":[' + ",".join(["[" + ",".join(["1"] * 400) + "]"] * 4_000) + "]}"
+    assert len(wide) < 5_000_000
+
+    with pytest.raises(PredictionRequestError, match="bytes of CSV"):
+        parse_request(wide, None, 400)
+
+
+def test_notification_subjects_are_printable_ascii() -> None:
+    assert subject({"model": "modèle\n", "run_id": "r", "status": "invalid"}) == (
+        "xgbpipe: mod?le? run r invalid"
+    )

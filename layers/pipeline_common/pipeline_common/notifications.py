@@ -13,7 +13,9 @@ _SUBJECT_LIMIT = 100
 
 def subject(run: Mapping[str, Any]) -> str:
     text = f"xgbpipe: {run.get('model')} run {run.get('run_id')} {run.get('status')}"
-    return text[:_SUBJECT_LIMIT]
+    # SNS wants printable ASCII; a rejected drop's folder name may be anything.
+    printable = "".join(c if " " <= c <= "~" else "?" for c in text)
+    return printable[:_SUBJECT_LIMIT]
 
 
 def message(run: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,7 +6,8 @@ import json
 import math
 from dataclasses import dataclass
 
-MAX_BODY_BYTES = 5_000_000  # below InvokeEndpoint's 6 MB once rows are re-encoded as CSV
+MAX_BODY_BYTES = 5_000_000
+MAX_PAYLOAD_BYTES = 6_291_456  # InvokeEndpoint's limit on the CSV the endpoint receives
 MAX_ROWS = 10_000
 _JSON_EXAMPLE = '{"instances": [[0.455, 0.365, 0.095], [0.35, 0.265, 0.09]]}'
 
@@ -60,7 +61,13 @@ def parse_request(
                 f"row {number} has {len(row)} values but the model expects {num_features} "
                 "features (the label column excluded)"
             )
-    return PredictionRequest(rows)
+    request = PredictionRequest(rows)
+    if len(request.as_csv().encode()) > MAX_PAYLOAD_BYTES:
+        raise PredictionRequestError(
+            f"the rows make more than {MAX_PAYLOAD_BYTES} bytes of CSV for the endpoint; "
+            "split them into smaller requests"
+        )
+    return request
 
 
 def _json_rows(body: str) -> list[Row]:

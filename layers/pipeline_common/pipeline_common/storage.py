@@ -45,12 +45,13 @@ def head(bucket: str, key: str) -> StoredObject | None:
 def snapshot(bucket: str, source: StoredObject, target_key: str) -> None:
     """Copy the exact version that was seen, so a later upload cannot change a running job."""
     copy_source: dict[str, str] = {"Bucket": bucket, "Key": source.key}
-    extra: dict[str, str] = {}
+    # The drop's tags stay with the drop (copying them needs s3:GetObjectVersionTagging).
+    extra: dict[str, str] = {"TaggingDirective": "REPLACE"}
     if source.version_id:
         copy_source["VersionId"] = source.version_id
     else:
         extra["CopySourceIfMatch"] = source.etag
-    # Managed copy: switches to multipart above 5 GB, where CopyObject stops working.
+    # Managed copy: multipart for large files, which also passes CopyObject's 5 GB limit.
     clients.client("s3").copy(copy_source, bucket, target_key, ExtraArgs=extra)
 
 
