@@ -1,10 +1,11 @@
 """Run jobs in worker processes, a few at a time, so a crash fails the job and not the server.
 
-Each job gets its own spawned process (xgboost and fork do not mix) and a pipe to the server for
-the job, status updates and the result. Importing xgboost takes seconds, so processes are
-spawned ahead of need with their modules already imported ("warm"), one per job, never reused.
-A thread pool bounds how many jobs run at once; the supervising thread turns every way a
-process can end into exactly one outcome callback.
+Jobs run in spawned processes (xgboost and fork do not mix), each talking to the server over a
+pipe: the job goes out, status updates and the result come back. Importing xgboost takes
+seconds, so processes are spawned ahead of need with their modules imported, and an idle process
+takes the next job; one that crashed or was stopped is replaced, and every process retires after
+a few jobs so nothing one job leaves behind lasts long. A thread pool bounds how many jobs run
+at once; the supervising thread turns every way a job can end into exactly one outcome.
 """
 
 from __future__ import annotations
@@ -55,30 +56,30 @@ def failure_reason(error: BaseException) -> str:
 
 
 def _worker_main(conn: Connection, preload: tuple[str, ...]) -> None:
-    """Import the heavy modules, wait for one job, run it, report, exit."""
+    """Import the heavy modules, then run jobs one after another until the pipe closes."""
     for module in preload:
         importlib.import_module(module)
-    try:
-        target, spec = conn.recv()
-    except EOFError:
-        return
 
     def report(status: str) -> None:
         conn.send(("status", status))
 
-    try:
-        conn.send(("result", target(spec, report)))
-    except BaseException as error:
-        logger.debug("job failed: %s", traceback.format_exc())
-        conn.send(("error", failure_reason(error)))
-    finally:
-        conn.close()
+    while True:
+        try:
+            target, spec = conn.recv()
+        except EOFError:
+            return
+        try:
+            conn.send(("result", target(spec, report)))
+        except Exception as error:
+            logger.debug("job failed: %s", traceback.format_exc())
+            conn.send(("error", failure_reason(error)))
 
 
 @dataclass
 class _Worker:
     process: multiprocessing.process.BaseProcess
     conn: Connection
+    jobs_done: int = 0
 
 
 class _Job:
@@ -90,6 +91,9 @@ class _Job:
 
 class JobRunner:
     """Runs job targets in spawned processes, at most `max_workers` at a time."""
+
+    # Recycling bounds what a long-lived worker can accumulate (memory, xgboost's caches).
+    JOBS_PER_WORKER = 20
 
     def __init__(self, max_workers: int, preload: tuple[str, ...] = ()) -> None:
         self._context = multiprocessing.get_context("spawn")
@@ -161,16 +165,28 @@ class JobRunner:
         worker.process.terminate()
         worker.process.join()
 
+    def _keep_or_retire(self, worker: _Worker) -> bool:
+        """Put a live worker back in the idle pool, unless it is worn out, the pool full or
+        closing; True when it was kept."""
+        with self._lock:
+            keep = (
+                not self._closing
+                and worker.process.is_alive()
+                and worker.jobs_done < self.JOBS_PER_WORKER
+                and self._spares.qsize() < self._max_spares
+            )
+            if keep:
+                self._spares.put(worker)
+        if not keep:
+            self._retire(worker)
+        return keep
+
     def _add_spare_later(self) -> None:
         def add() -> None:
             worker = self._spawn()
             with self._lock:
                 self._spawners.remove(threading.current_thread())
-                keep = not self._closing and self._spares.qsize() < self._max_spares
-                if keep:
-                    self._spares.put(worker)
-            if not keep:
-                self._retire(worker)
+            self._keep_or_retire(worker)
 
         thread = threading.Thread(target=add, name="sm-spawn", daemon=True)
         with self._lock:
@@ -180,18 +196,16 @@ class JobRunner:
         thread.start()
 
     def _take_worker(self) -> _Worker:
-        """A warm spare when one is ready (then another is started), else a fresh process."""
+        """An idle warm worker when one is ready, else a fresh process."""
         while True:
             try:
                 worker = self._spares.get_nowait()
             except queue.Empty:
-                worker = self._spawn()
-                break
+                return self._spawn()
             if worker.process.is_alive():
-                break
+                return worker
             self._retire(worker)
-        self._add_spare_later()
-        return worker
+            self._add_spare_later()
 
     def _supervise(
         self,
@@ -239,13 +253,17 @@ class JobRunner:
                     break
         except OSError:
             logger.info("lost the pipe to a worker process", exc_info=True)
-        finally:
-            worker.conn.close()
-            if final is not None:
-                # The job is done; do not wait for the interpreter's slow teardown.
-                worker.process.terminate()
-            worker.process.join()
-        if job.stop_requested.is_set():
+        with job.lock:
+            job.process = None
+            stopped = job.stop_requested.is_set()
+        if final is not None and not stopped:
+            worker.jobs_done += 1
+            if not self._keep_or_retire(worker):
+                self._add_spare_later()
+        else:
+            self._retire(worker)
+            self._add_spare_later()
+        if stopped:
             return Outcome("Stopped")
         if final is None:
             return Outcome(
