@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from xgbpipe.local.cloud import schedule_period, scheduled_event
 from xgbpipe.local.wiring import Wiring, WiringError, load_wiring
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +67,37 @@ def test_rules_keep_the_template_patterns_with_the_job_prefix(wiring: Wiring) ->
             "detail-type": ["SageMaker Endpoint State Change"],
             "detail": {"EndpointName": [{"prefix": "xgbp-"}]},
         },
+        "ReconcileRunsFunction": None,
     }
+
+
+def test_the_reconciler_runs_on_the_templates_schedule(wiring: Wiring) -> None:
+    (rule,) = [rule for rule in wiring.rules if rule.schedule_expression]
+    assert (rule.function, rule.schedule_expression) == (
+        "ReconcileRunsFunction",
+        "rate(15 minutes)",
+    )
+    assert schedule_period(str(rule.schedule_expression)) == 900
+    event = scheduled_event(wiring, rule)
+    assert (event["source"], event["detail-type"], event["detail"]) == (
+        "aws.events",
+        "Scheduled Event",
+        {},
+    )
+    assert event["resources"] == [f"arn:aws:events:us-east-1:123456789012:rule/{rule.name}"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "seconds"),
+    [
+        ("rate(1 minute)", 60),
+        ("rate(2 hours)", 7200),
+        ("rate(1 day)", 86400),
+        ("cron(0 12 * * ? *)", None),
+    ],
+)
+def test_schedule_periods(expression: str, seconds: int | None) -> None:
+    assert schedule_period(expression) == seconds
 
 
 def test_environment_resolves_to_the_local_names(wiring: Wiring) -> None:
@@ -108,7 +139,8 @@ def test_api_routes_require_the_key_on_stage_v1(wiring: Wiring) -> None:
 
 def test_parameter_overrides_change_the_patterns() -> None:
     wiring = load_wiring(TEMPLATE, {"JobPrefix": "demo"})
-    patterns = [rule.event_pattern["detail"] for rule in wiring.rules]
+    patterns = [rule.event_pattern["detail"] for rule in wiring.rules if rule.event_pattern]
+    assert len(patterns) == 3
     assert all([{"prefix": "demo-"}] in detail.values() for detail in patterns)
 
 

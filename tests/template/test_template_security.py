@@ -75,6 +75,7 @@ def test_pass_role_hands_only_the_execution_role_and_only_to_sagemaker(
     assert {role for role, _ in statements} == {
         "StartTrainingFunctionRole",
         "RunBatchTransformFunctionRole",
+        "ReconcileRunsFunctionRole",
     }
     for _, statement in statements:
         assert as_list(statement["Action"]) == ["iam:PassRole"]

@@ -3,19 +3,23 @@ from template.yaml.
 
 moto cannot invoke Lambda targets without Docker, so every event source of the template is
 delivered to an SQS queue (the bucket's notifications, each EventBridge rule with the template's
-own pattern) and pollers hand the messages to the runner, as Lambda's event source does.
+own pattern) and pollers hand the messages to the runner, as Lambda's event source does. moto
+runs no schedules, so rate() rules are fired here by a timer.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import secrets
 import string
 import threading
 import urllib.request
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote_plus, unquote_plus
@@ -26,7 +30,7 @@ from moto.server import ThreadedMotoServer
 from xgbpipe.local.apigateway import ApiGateway
 from xgbpipe.local.lambda_api import LambdaApi
 from xgbpipe.local.runner import DUMMY_CREDENTIALS, Endpoints, Runner, aws_environment
-from xgbpipe.local.wiring import Wiring, load_wiring
+from xgbpipe.local.wiring import EventRule, Wiring, load_wiring
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +179,9 @@ class LocalCloud:
         self._lambda_api.start(self._runner)
         for delivery in deliveries:
             self._start_poller(delivery)
+        for rule in wiring.rules:
+            if rule.schedule_expression:
+                self._start_schedule(rule)
         self.api_key = load_api_key(self.state_dir)
         self._api = ApiGateway(
             wiring.routes, self._runner.invoke, self.api_key, self.host, self.ports.api
@@ -306,6 +313,8 @@ class LocalCloud:
                     NotificationConfiguration={"QueueConfigurations": configurations},
                 )
         for rule in wiring.rules:
+            if rule.event_pattern is None:
+                continue  # scheduled: fired by _start_schedule, moto runs no schedules
             events.put_rule(Name=rule.name, EventPattern=json.dumps(rule.event_pattern))
             url = self._event_queue(rule.name)
             self.event_queue_urls[rule.logical_id] = url
@@ -336,6 +345,22 @@ class LocalCloud:
         thread.start()
         self._threads.append(thread)
 
+    def _start_schedule(self, rule: EventRule) -> None:
+        period = schedule_period(str(rule.schedule_expression))
+        if period is None:
+            log.warning("%s: only rate() schedules run locally", rule.logical_id)
+            return
+        thread = threading.Thread(
+            target=self._fire, args=(rule, period), name=f"schedule-{rule.function}", daemon=True
+        )
+        thread.start()
+        self._threads.append(thread)
+
+    def _fire(self, rule: EventRule, period: float) -> None:
+        assert self.wiring is not None
+        while not self._stopping.wait(period):
+            self.runner.invoke_async(rule.function, scheduled_event(self.wiring, rule))
+
     def _poll(self, delivery: Delivery) -> None:
         sqs = self._sqs
         while not self._stopping.is_set():
@@ -354,6 +379,33 @@ class LocalCloud:
                 sqs.delete_message(
                     QueueUrl=delivery.queue_url, ReceiptHandle=message["ReceiptHandle"]
                 )
+
+
+_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
+_UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}
+
+
+def schedule_period(expression: str) -> float | None:
+    """Seconds between firings of an EventBridge rate() expression; None for cron()."""
+    match = _RATE.match(expression.strip())
+    if match is None:
+        return None
+    return int(match.group(1)) * _UNIT_SECONDS[match.group(2).rstrip("s")]
+
+
+def scheduled_event(wiring: Wiring, rule: EventRule) -> dict[str, Any]:
+    """The event EventBridge sends a scheduled rule's target."""
+    return {
+        "version": "0",
+        "id": str(uuid.uuid4()),
+        "detail-type": "Scheduled Event",
+        "source": "aws.events",
+        "account": wiring.account_id,
+        "time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": wiring.region,
+        "resources": [f"arn:aws:events:{wiring.region}:{wiring.account_id}:rule/{rule.name}"],
+        "detail": {},
+    }
 
 
 def _url(host: str, port: int) -> str:

@@ -76,10 +76,13 @@ class Queue:
 
 @dataclass(frozen=True)
 class EventRule:
+    """A rule that matches events (event_pattern) or fires on a schedule (schedule_expression)."""
+
     logical_id: str
     name: str
-    event_pattern: dict[str, Any]
+    event_pattern: dict[str, Any] | None
     function: str
+    schedule_expression: str | None = None
 
 
 @dataclass(frozen=True)
@@ -445,8 +448,9 @@ def _describe(template: dict[str, Any], resolver: _Resolver, base_dir: Path) -> 
             EventRule(
                 logical_id=logical_id,
                 name=resolver.physical_name(logical_id),
-                event_pattern=properties["EventPattern"],
+                event_pattern=properties.get("EventPattern"),
                 function=function_of(target["Arn"]),
+                schedule_expression=properties.get("ScheduleExpression"),
             )
             for logical_id, properties in of_type("AWS::Events::Rule").items()
             for target in properties.get("Targets", [])

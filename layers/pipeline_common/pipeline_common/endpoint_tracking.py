@@ -45,10 +45,10 @@ def on_endpoint_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome
         )
     if run is None or run.get("stage") != Stage.DEPLOYING:
         return Outcome("ignored", model, detail=f"no deployment waits on {endpoint} ({status})")
-    return _settle(settings, runs, RunRef(model, str(deploying)), run, endpoint, status)
+    return settle_deployment(settings, runs, RunRef(model, str(deploying)), run, endpoint, status)
 
 
-def _settle(
+def settle_deployment(
     settings: Settings,
     runs: RunsTable,
     ref: RunRef,

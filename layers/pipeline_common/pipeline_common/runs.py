@@ -13,7 +13,6 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Any
 
-from boto3.dynamodb.types import TypeDeserializer
 from botocore.exceptions import ClientError
 
 from pipeline_common import clients
@@ -171,16 +170,17 @@ class RunsTable:
 
     def in_progress(self) -> Iterator[dict[str, Any]]:
         """Every unfinished run (the table holds one item per run, so a scan stays small)."""
-        pages = self._table.meta.client.get_paginator("scan").paginate(
-            TableName=self._table.name,
-            FilterExpression="#status = :in_progress",
-            ExpressionAttributeNames={"#status": "status"},
-            ExpressionAttributeValues={":in_progress": {"S": Status.IN_PROGRESS.value}},
-        )
-        deserializer = TypeDeserializer()
-        for page in pages:
-            for item in page["Items"]:
-                yield from_item({k: deserializer.deserialize(v) for k, v in item.items()})
+        request: dict[str, Any] = {
+            "FilterExpression": "#status = :in_progress",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":in_progress": Status.IN_PROGRESS.value},
+        }
+        while True:
+            page = self._table.scan(**request)
+            yield from (from_item(item) for item in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     @staticmethod
     def _model_key(model: str) -> dict[str, str]:

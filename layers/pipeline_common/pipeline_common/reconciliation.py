@@ -1,0 +1,72 @@
+"""The safety net under the events: settle runs whose next event never came.
+
+SageMaker's events are best-effort and a function can give up after its retries, so on a schedule
+every run that has not moved for a while is judged from the Describe* of its job or endpoint,
+through the same logic the events use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from pipeline_common import clients
+from pipeline_common.config import Settings
+from pipeline_common.deployment import EndpointBusy, on_transform_job_change
+from pipeline_common.endpoint_tracking import settle_deployment
+from pipeline_common.lifecycle import conclude
+from pipeline_common.naming import RunRef, job_name
+from pipeline_common.outcome import Outcome
+from pipeline_common.runs import RunsTable, Stage, Status
+from pipeline_common.sagemaker_calls import not_found
+from pipeline_common.transform import on_training_job_change
+
+# Longer than any function's timeout, so a run still being worked on is left alone.
+STALE_AFTER = timedelta(minutes=10)
+
+
+def reconcile(settings: Settings, at: datetime | None = None) -> list[Outcome]:
+    runs = RunsTable(settings.runs_table)
+    cutoff = (at or datetime.now(UTC)) - STALE_AFTER
+    outcomes = []
+    for run in runs.in_progress():
+        updated = datetime.fromisoformat(str(run["updated_at"]).replace("Z", "+00:00"))
+        if updated <= cutoff:
+            outcomes.append(reconcile_run(settings, runs, run))
+    return outcomes
+
+
+def reconcile_run(settings: Settings, runs: RunsTable, run: Mapping[str, Any]) -> Outcome:
+    ref = RunRef(str(run["model"]), str(run["run_id"]))
+    stage = run.get("stage")
+    name = job_name(settings.job_prefix, ref)
+    sagemaker = clients.client("sagemaker")
+    try:
+        if stage == Stage.TRAINING:
+            return on_training_job_change(
+                settings, sagemaker.describe_training_job(TrainingJobName=name)
+            )
+        if stage == Stage.TRANSFORMING:
+            described = sagemaker.describe_transform_job(TransformJobName=name)
+            try:
+                return on_transform_job_change(settings, described)
+            except EndpointBusy as busy:
+                return Outcome("waiting", ref.model, ref.run_id, str(busy))
+        if stage == Stage.DEPLOYING:
+            endpoint = str(run.get("endpoint", ""))
+            return settle_deployment(settings, runs, ref, run, endpoint, "reconciled")
+    except ClientError as error:
+        if not not_found(error):
+            raise
+        return conclude(settings, runs, ref, Status.FAILED, f"its {stage} job was never created")
+    # Validation and scoring happen inside one invocation: if they went stale, it died.
+    return conclude(
+        settings,
+        runs,
+        ref,
+        Status.FAILED,
+        f"the {stage} step did not finish (the function may have timed out); drop again",
+    )
