@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 import multiprocessing
 import os
 import signal
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -142,34 +144,81 @@ def test_libsvm_training_and_serving(stack: Stack, abalone: Abalone) -> None:
     assert np.isfinite(float(predictions[0]))
 
 
-def test_state_dir_keeps_resources_across_restarts(tmp_path: Path, aws_environment: None) -> None:
+def _upload_small_model(stack: Stack, key: str) -> str:
+    features = np.random.default_rng(5).normal(size=(50, 3))
+    booster = xgb.train({}, xgb.DMatrix(features, label=features[:, 0]), num_boost_round=2)
+    model = bytes(booster.save_raw("ubj"))
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w:gz") as tar:
+        info = tarfile.TarInfo("xgboost-model")
+        info.size = len(model)
+        tar.addfile(info, io.BytesIO(model))
+    stack.s3.put_object(Bucket=stack.bucket, Key=key, Body=archive.getvalue())
+    return f"s3://{stack.bucket}/{key}"
+
+
+def test_state_dir_keeps_resources_across_restarts(stack: Stack, tmp_path: Path) -> None:
+    s3_url = stack.s3.meta.endpoint_url
+    model_url = _upload_small_model(stack, "restart/model.tar.gz")
     first = LocalSageMaker(
-        state_dir=tmp_path, max_workers=1, s3_endpoint_url=NOWHERE, events_endpoint_url=NOWHERE
+        state_dir=tmp_path, max_workers=1, s3_endpoint_url=s3_url, events_endpoint_url=NOWHERE
     )
     first.start()
     try:
-        client = boto3.client("sagemaker", endpoint_url=first.url, region_name=REGION)
+        client: Any = boto3.client("sagemaker", endpoint_url=first.url, region_name=REGION)
         client.create_model(
             ModelName="kept",
-            PrimaryContainer={"Image": IMAGE, "ModelDataUrl": "s3://bucket/model.tar.gz"},
+            PrimaryContainer={"Image": IMAGE, "ModelDataUrl": model_url},
             Tags=[{"Key": "team", "Value": "ml"}],
+        )
+        client.create_endpoint_config(
+            EndpointConfigName="kept",
+            ProductionVariants=[
+                {
+                    "VariantName": "AllTraffic",
+                    "ModelName": "kept",
+                    "ServerlessConfig": {"MemorySizeInMB": 1024, "MaxConcurrency": 1},
+                }
+            ],
+        )
+        client.create_endpoint(EndpointName="kept", EndpointConfigName="kept")
+        wait_until(
+            lambda: client.describe_endpoint(EndpointName="kept"),
+            lambda endpoint: endpoint["EndpointStatus"] == "InService",
         )
     finally:
         first.stop()
 
     second = LocalSageMaker(
-        state_dir=tmp_path, max_workers=1, s3_endpoint_url=NOWHERE, events_endpoint_url=NOWHERE
+        state_dir=tmp_path, max_workers=1, s3_endpoint_url=s3_url, events_endpoint_url=NOWHERE
     )
     second.start()
     try:
         client = boto3.client("sagemaker", endpoint_url=second.url, region_name=REGION)
+        runtime = boto3.client("sagemaker-runtime", endpoint_url=second.url, region_name=REGION)
         described = client.describe_model(ModelName="kept")
-        assert described["PrimaryContainer"]["ModelDataUrl"] == "s3://bucket/model.tar.gz"
+        assert described["PrimaryContainer"]["ModelDataUrl"] == model_url
         assert client.list_tags(ResourceArn=described["ModelArn"])["Tags"] == [
             {"Key": "team", "Value": "ml"}
         ]
+        assert client.describe_endpoint(EndpointName="kept")["EndpointStatus"] == "InService"
+        answer = wait_until(
+            lambda: _try_invoke(runtime, "kept", b"0.1,0.2,0.3"),
+            lambda result: result["ok"],
+            timeout=30,
+        )
+        assert answer["body"].count(b"\n") == 1
     finally:
         second.stop()
+
+
+def _try_invoke(runtime: Any, endpoint: str, body: bytes) -> dict[str, Any]:
+    """The restored endpoint serves once its model is back in memory (a few ms after start)."""
+    try:
+        response = runtime.invoke_endpoint(EndpointName=endpoint, ContentType="text/csv", Body=body)
+    except runtime.exceptions.ValidationError:
+        return {"ok": False}
+    return {"ok": True, "body": response["Body"].read()}
 
 
 def test_command_line_serves_until_terminated(aws_environment: None) -> None:

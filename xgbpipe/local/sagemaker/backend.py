@@ -154,7 +154,9 @@ class SageMakerBackend:
             if endpoint["EndpointStatus"] == "Deleting":
                 del self._endpoints[endpoint["EndpointName"]]
             elif endpoint["EndpointStatus"] != "Failed":
-                self._start_deployment(endpoint["EndpointName"], endpoint["EndpointConfigName"])
+                self._start_deployment(
+                    endpoint["EndpointName"], endpoint["EndpointConfigName"], restoring=True
+                )
 
     @staticmethod
     def _project(operation: str, record: dict[str, Any]) -> dict[str, Any]:
@@ -734,7 +736,7 @@ class SageMakerBackend:
             self._start_deployment(name, config_name)
         return {"EndpointArn": endpoint["EndpointArn"]}
 
-    def _start_deployment(self, name: str, config_name: str) -> None:
+    def _start_deployment(self, name: str, config_name: str, *, restoring: bool = False) -> None:
         config = copy.deepcopy(self._configs.get(config_name))
         if config is None:
             # Only after a restart: the config was deleted while the endpoint was down.
@@ -753,7 +755,7 @@ class SageMakerBackend:
         }
         threading.Thread(
             target=self._deploy,
-            args=(name, config, model_urls, images),
+            args=(name, config, model_urls, images, restoring),
             name=f"sm-deploy-{name}",
             daemon=True,
         ).start()
@@ -764,6 +766,7 @@ class SageMakerBackend:
         config: dict[str, Any],
         model_urls: dict[str, str],
         images: dict[str, str],
+        restoring: bool,
     ) -> None:
         """Load every variant's model; then switch the endpoint over, or record the failure."""
         loaded: dict[str, ServingModel] = {}
@@ -790,7 +793,16 @@ class SageMakerBackend:
                 break
         with self._lock:
             endpoint = self._endpoints.get(name)
-            if endpoint is None or endpoint["EndpointStatus"] not in ("Creating", "Updating"):
+            if endpoint is None:
+                return
+            if restoring and endpoint["EndpointStatus"] == "InService" and reason is None:
+                # Back after a restart: serve again; nothing changed that clients could see.
+                self._serving[name] = loaded
+                return
+            expected = (
+                ("Creating", "Updating", "InService") if restoring else ("Creating", "Updating")
+            )
+            if endpoint["EndpointStatus"] not in expected:
                 return
             stamp = now()
             if reason is None:
@@ -798,7 +810,7 @@ class SageMakerBackend:
                 endpoint["EndpointConfigName"] = config["EndpointConfigName"]
                 endpoint["ProductionVariants"] = self._deployed_variants(config, images, stamp)
                 endpoint["EndpointStatus"] = "InService"
-            elif endpoint["EndpointStatus"] == "Updating":
+            elif endpoint["EndpointStatus"] == "Updating" and not restoring:
                 endpoint["EndpointStatus"] = "InService"
                 endpoint["FailureReason"] = f"Update of the endpoint failed: {reason}"[:1024]
             else:
