@@ -43,5 +43,7 @@ def test_sample_event_runs_its_function(stack: Stack, event_file: Path) -> None:
         assert isinstance(json.loads(result["body"]), dict)
     elif function == "start_training":
         assert result["outcomes"]
+    elif function == "reconcile_runs":
+        assert isinstance(result["outcomes"], list)
     else:
         assert "action" in result
