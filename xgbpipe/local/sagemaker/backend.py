@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import copy
 import logging
-import random
-import re
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -18,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from xgbpipe.local.sagemaker import events, s3io, state
+from xgbpipe.local.sagemaker.checks import check_image, check_transform_settings, check_variants
 from xgbpipe.local.sagemaker.errors import (
     RuntimeServiceError,
     ServiceError,
@@ -26,21 +25,17 @@ from xgbpipe.local.sagemaker.errors import (
     resource_not_found,
     validation_error,
 )
+from xgbpipe.local.sagemaker.listing import filtered, page, project, summaries
+from xgbpipe.local.sagemaker.runtime import check_payload_size, model_error, pick_variant
 from xgbpipe.local.sagemaker.serving import Answer, ContainerError, ServingModel
 from xgbpipe.local.sagemaker.training import run_training_job
-from xgbpipe.local.sagemaker.transform import FieldFilter, run_transform_job
-from xgbpipe.local.sagemaker.validation import service_model
+from xgbpipe.local.sagemaker.transform import run_transform_job
 from xgbpipe.local.sagemaker.workers import JobRunner, Outcome
 
 logger = logging.getLogger(__name__)
 
-XGBOOST_IMAGE = re.compile(
-    r"^(?P<registry>\d{12}\.dkr\.ecr\.[a-z0-9-]+\.amazonaws\.com(\.cn)?)/sagemaker-xgboost:(?P<tag>\S+)$"
-)
-SUPPORTED_IMAGE_TAG = "3.0-5"
 # The account-level quota on training instances in use at once (AWS's default for small types).
 TRAINING_INSTANCE_QUOTA = 20
-MAX_INVOCATION_BYTES = 6291456
 # What a worker process imports before it is handed a job.
 WORKER_MODULES = (run_training_job.__module__, run_transform_job.__module__, "sklearn.metrics")
 DEFAULT_MAX_RUNTIME_SECONDS = 86400
@@ -60,22 +55,6 @@ _TRAINING_MESSAGES = {
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-_EARLIEST = datetime.min.replace(tzinfo=UTC)
-_LATEST = datetime.max.replace(tzinfo=UTC)
-
-
-def _as_time(value: float | None, default: datetime) -> datetime:
-    """JSON 1.1 sends timestamps as epoch seconds."""
-    return default if value is None else datetime.fromtimestamp(value, UTC)
-
-
-def _page(items: list[dict[str, Any]], params: dict[str, Any]) -> tuple[list[Any], str | None]:
-    start = int(params.get("NextToken") or 0)
-    size = int(params.get("MaxResults") or 100)
-    end = start + size
-    return items[start:end], (str(end) if end < len(items) else None)
 
 
 class SageMakerBackend:
@@ -158,39 +137,6 @@ class SageMakerBackend:
                     endpoint["EndpointName"], endpoint["EndpointConfigName"], restoring=True
                 )
 
-    @staticmethod
-    def _project(operation: str, record: dict[str, Any]) -> dict[str, Any]:
-        """The record restricted to the members the operation's output shape names."""
-        shape = service_model("sagemaker").operation_model(operation).output_shape
-        assert shape is not None
-        return {name: copy.deepcopy(record[name]) for name in shape.members if name in record}
-
-    @staticmethod
-    def _summaries(shape_name: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        members = service_model("sagemaker").shape_for(shape_name).members  # type: ignore[attr-defined]
-        return [{name: record[name] for name in members if name in record} for record in records]
-
-    @staticmethod
-    def _filtered(
-        records: list[dict[str, Any]], params: dict[str, Any], name_key: str, status_key: str | None
-    ) -> list[dict[str, Any]]:
-        found = [
-            record
-            for record in records
-            if params.get("NameContains", "").lower() in record[name_key].lower()
-            and (status_key is None or params.get("StatusEquals") in (None, record[status_key]))
-            and _as_time(params.get("CreationTimeAfter"), _EARLIEST) < record["CreationTime"]
-            and record["CreationTime"] < _as_time(params.get("CreationTimeBefore"), _LATEST)
-        ]
-        sort_key = {"Name": name_key, "Status": status_key or name_key}.get(
-            params.get("SortBy", "CreationTime"), "CreationTime"
-        )
-        found.sort(
-            key=lambda record: record[sort_key],
-            reverse=params.get("SortOrder", "Descending") == "Descending",
-        )
-        return found
-
     def _tags_of(self, arn: str) -> list[dict[str, str]]:
         return list(self._tags.get(arn, []))
 
@@ -198,22 +144,6 @@ class SageMakerBackend:
         merged = {tag["Key"]: tag["Value"] for tag in self._tags.get(arn, [])}
         merged.update({tag["Key"]: tag["Value"] for tag in tags})
         self._tags[arn] = [{"Key": key, "Value": value} for key, value in merged.items()]
-
-    def _check_image(self, image: str) -> str | None:
-        """Reject images we cannot run; return a warning when the tag is not the one we emulate."""
-        match = XGBOOST_IMAGE.match(image)
-        if match is None:
-            raise validation_error(
-                "The local SageMaker runs only the built-in XGBoost image (<account>.dkr.ecr."
-                f"<region>.amazonaws.com/sagemaker-xgboost:{SUPPORTED_IMAGE_TAG}); got '{image}'."
-            )
-        tag = match.group("tag")
-        if tag != SUPPORTED_IMAGE_TAG:
-            return (
-                f"Image tag {tag} requested; the local SageMaker runs it as "
-                f"{SUPPORTED_IMAGE_TAG} (xgboost 3.0.5)."
-            )
-        return None
 
     def _worker_spec(self, job: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return {
@@ -234,7 +164,7 @@ class SageMakerBackend:
                 "AlgorithmSpecification.TrainingImage is required: the local SageMaker runs the "
                 "built-in XGBoost image and has no algorithm resources."
             )
-        warning = self._check_image(image)
+        warning = check_image(image)
         channels = params.get("InputDataConfig") or []
         self._check_channels(channels, params["RoleArn"])
         resources = params.get("ResourceConfig") or {"InstanceCount": 1}
@@ -404,9 +334,7 @@ class SageMakerBackend:
 
     def describe_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return self._project(
-                "DescribeTrainingJob", self._training_job(params["TrainingJobName"])
-            )
+            return project("DescribeTrainingJob", self._training_job(params["TrainingJobName"]))
 
     def stop_training_job(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["TrainingJobName"]
@@ -427,12 +355,12 @@ class SageMakerBackend:
 
     def list_training_jobs(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            found = self._filtered(
+            found = filtered(
                 list(self._training.values()), params, "TrainingJobName", "TrainingJobStatus"
             )
-            page, token = _page(found, params)
+            found_page, token = page(found, params)
             response: dict[str, Any] = {
-                "TrainingJobSummaries": self._summaries("TrainingJobSummary", page)
+                "TrainingJobSummaries": summaries("TrainingJobSummary", found_page)
             }
         if token:
             response["NextToken"] = token
@@ -446,7 +374,7 @@ class SageMakerBackend:
         container = params.get("PrimaryContainer") or (containers[0] if containers else None)
         if container is None or not container.get("Image"):
             raise validation_error("PrimaryContainer with an Image is required.")
-        self._check_image(container["Image"])
+        check_image(container["Image"])
         if not container.get("ModelDataUrl"):
             raise validation_error(
                 "PrimaryContainer.ModelDataUrl is required: the built-in XGBoost container "
@@ -475,7 +403,7 @@ class SageMakerBackend:
 
     def describe_model(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return self._project("DescribeModel", self._model(params["ModelName"]))
+            return project("DescribeModel", self._model(params["ModelName"]))
 
     def delete_model(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
@@ -487,9 +415,9 @@ class SageMakerBackend:
 
     def list_models(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            found = self._filtered(list(self._models.values()), params, "ModelName", None)
-            page, token = _page(found, params)
-            response: dict[str, Any] = {"Models": self._summaries("ModelSummary", page)}
+            found = filtered(list(self._models.values()), params, "ModelName", None)
+            found_page, token = page(found, params)
+            response: dict[str, Any] = {"Models": summaries("ModelSummary", found_page)}
         if token:
             response["NextToken"] = token
         return response
@@ -498,30 +426,7 @@ class SageMakerBackend:
 
     def create_transform_job(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["TransformJobName"]
-        source = params["TransformInput"]["DataSource"].get("S3DataSource")
-        if source is None or source.get("S3DataType") != "S3Prefix":
-            raise validation_error(
-                "The local SageMaker reads transform input only from an S3DataSource of "
-                "S3DataType S3Prefix."
-            )
-        payload_mb = params.get("MaxPayloadInMB", 6)
-        concurrency = params.get("MaxConcurrentTransforms", 1)
-        if payload_mb * concurrency > 100:
-            raise validation_error(
-                f"MaxConcurrentTransforms ({concurrency}) * MaxPayloadInMB ({payload_mb}) must "
-                "not exceed 100 MB."
-            )
-        if payload_mb == 0:
-            raise validation_error(
-                "MaxPayloadInMB 0 (chunked encoding) is not supported by the built-in XGBoost "
-                "algorithm."
-            )
-        processing = params.get("DataProcessing", {})
-        for field in ("InputFilter", "OutputFilter"):
-            try:
-                FieldFilter(processing.get(field, "$"))
-            except ValueError as error:
-                raise validation_error(f"DataProcessing.{field}: {error}") from error
+        check_transform_settings(params)
         with self._lock:
             arn = self.arn("transform-job", name)
             if name in self._transforms:
@@ -535,7 +440,7 @@ class SageMakerBackend:
                 **copy.deepcopy({key: value for key, value in params.items() if key != "Tags"}),
                 "TransformJobArn": arn,
                 "TransformJobStatus": "InProgress",
-                "MaxPayloadInMB": payload_mb,
+                "MaxPayloadInMB": params.get("MaxPayloadInMB", 6),
                 "CreationTime": created,
                 "TransformStartTime": created,
                 "LastModifiedTime": created,
@@ -576,7 +481,7 @@ class SageMakerBackend:
             job = self._transforms.get(name)
             if job is None:
                 raise validation_error(f"Could not find requested job with name {name}")
-            return self._project("DescribeTransformJob", job)
+            return project("DescribeTransformJob", job)
 
     def stop_transform_job(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["TransformJobName"]
@@ -597,12 +502,12 @@ class SageMakerBackend:
 
     def list_transform_jobs(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            found = self._filtered(
+            found = filtered(
                 list(self._transforms.values()), params, "TransformJobName", "TransformJobStatus"
             )
-            page, token = _page(found, params)
+            found_page, token = page(found, params)
             response: dict[str, Any] = {
-                "TransformJobSummaries": self._summaries("TransformJobSummary", page)
+                "TransformJobSummaries": summaries("TransformJobSummary", found_page)
             }
         if token:
             response["NextToken"] = token
@@ -613,28 +518,7 @@ class SageMakerBackend:
     def create_endpoint_config(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointConfigName"]
         variants = params["ProductionVariants"]
-        names = [variant["VariantName"] for variant in variants]
-        if len(set(names)) != len(names):
-            raise validation_error(
-                f"VariantName must be unique within an endpoint configuration: {names}"
-            )
-        for variant in variants:
-            serverless = "ServerlessConfig" in variant
-            instances = "InstanceType" in variant or "InitialInstanceCount" in variant
-            if serverless == instances:
-                raise validation_error(
-                    f"Production variant {variant['VariantName']} must have either "
-                    "ServerlessConfig, or InstanceType and InitialInstanceCount, but not both."
-                )
-            if instances and not ("InstanceType" in variant and "InitialInstanceCount" in variant):
-                raise validation_error(
-                    f"Production variant {variant['VariantName']} needs both InstanceType and "
-                    "InitialInstanceCount."
-                )
-            if not variant.get("ModelName"):
-                raise validation_error(
-                    f"Production variant {variant['VariantName']} needs a ModelName."
-                )
+        check_variants(variants)
         with self._lock:
             arn = self.arn("endpoint-config", name)
             if name in self._configs:
@@ -662,9 +546,7 @@ class SageMakerBackend:
 
     def describe_endpoint_config(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return self._project(
-                "DescribeEndpointConfig", self._config(params["EndpointConfigName"])
-            )
+            return project("DescribeEndpointConfig", self._config(params["EndpointConfigName"]))
 
     def delete_endpoint_config(self, params: dict[str, Any]) -> dict[str, Any]:
         # As on AWS, deleting a config does not touch endpoints already deployed from it.
@@ -677,10 +559,10 @@ class SageMakerBackend:
 
     def list_endpoint_configs(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            found = self._filtered(list(self._configs.values()), params, "EndpointConfigName", None)
-            page, token = _page(found, params)
+            found = filtered(list(self._configs.values()), params, "EndpointConfigName", None)
+            found_page, token = page(found, params)
             response: dict[str, Any] = {
-                "EndpointConfigs": self._summaries("EndpointConfigSummary", page)
+                "EndpointConfigs": summaries("EndpointConfigSummary", found_page)
             }
         if token:
             response["NextToken"] = token
@@ -860,7 +742,7 @@ class SageMakerBackend:
 
     def describe_endpoint(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            return self._project("DescribeEndpoint", self._endpoint(params["EndpointName"]))
+            return project("DescribeEndpoint", self._endpoint(params["EndpointName"]))
 
     def delete_endpoint(self, params: dict[str, Any]) -> dict[str, Any]:
         name = params["EndpointName"]
@@ -877,11 +759,11 @@ class SageMakerBackend:
 
     def list_endpoints(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
-            found = self._filtered(
+            found = filtered(
                 list(self._endpoints.values()), params, "EndpointName", "EndpointStatus"
             )
-            page, token = _page(found, params)
-            response: dict[str, Any] = {"Endpoints": self._summaries("EndpointSummary", page)}
+            found_page, token = page(found, params)
+            response: dict[str, Any] = {"Endpoints": summaries("EndpointSummary", found_page)}
         if token:
             response["NextToken"] = token
         return response
@@ -911,7 +793,7 @@ class SageMakerBackend:
     def list_tags(self, params: dict[str, Any]) -> dict[str, Any]:
         with self._lock:
             self._check_arn(params["ResourceArn"])
-            tags, token = _page(self._tags_of(params["ResourceArn"]), params)
+            tags, token = page(self._tags_of(params["ResourceArn"]), params)
         return {"Tags": tags, **({"NextToken": token} if token else {})}
 
     def delete_tags(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -936,13 +818,7 @@ class SageMakerBackend:
         target_variant: str | None,
     ) -> tuple[Answer | None, str]:
         """Route to a variant and answer as the container would; errors wrapped as AWS does."""
-        if len(body) > MAX_INVOCATION_BYTES:
-            raise RuntimeServiceError(
-                "ValidationError",
-                "1 validation error detected: Value at 'body' failed to satisfy constraint: "
-                f"Member must have length less than or equal to {MAX_INVOCATION_BYTES}",
-                400,
-            )
+        check_payload_size(body)
         with self._lock:
             endpoint = self._endpoints.get(name)
             variants = self._serving.get(name)
@@ -957,41 +833,11 @@ class SageMakerBackend:
                     400,
                 )
             weights = {v["VariantName"]: v["CurrentWeight"] for v in endpoint["ProductionVariants"]}
-        variant = self._pick_variant(name, weights, target_variant)
+        variant = pick_variant(name, weights, target_variant)
         try:
             return variants[variant].invoke(body, content_type, accept), variant
         except ContainerError as error:
-            raise self._model_error(name, variant, error) from error
-
-    @staticmethod
-    def _pick_variant(name: str, weights: dict[str, float], target: str | None) -> str:
-        if target is not None:
-            if target not in weights:
-                raise RuntimeServiceError(
-                    "ValidationError",
-                    f"Variant {target} not found for endpoint {name}.",
-                    400,
-                )
-            return target
-        names = list(weights)
-        if len(names) == 1 or not any(weights.values()):
-            return names[0]
-        return random.choices(names, weights=[weights[n] for n in names])[0]  # noqa: S311
-
-    def _model_error(self, name: str, variant: str, error: ContainerError) -> RuntimeServiceError:
-        side = "client" if error.status < 500 else "server"
-        group = f"/aws/sagemaker/Endpoints/{name}"
-        return RuntimeServiceError(
-            "ModelError",
-            f"Received {side} error ({error.status}) from {variant} with message "
-            f'"{error.message}". '
-            f"See https://{self.region}.console.aws.amazon.com/cloudwatch/home?region={self.region}"
-            f"#logEventViewer:group={group} in account {self.account_id} for more information.",
-            424,
-            original_status=error.status,
-            original_message=error.message,
-            log_stream_arn=f"arn:aws:logs:{self.region}:{self.account_id}:log-group:{group}",
-        )
+            raise model_error(self.region, self.account_id, name, variant, error) from error
 
     # ---------------------------------------------------------------- lifecycle
 
