@@ -59,6 +59,17 @@ def test_stop_training_job(stack: Stack) -> None:
     assert "ModelArtifacts" not in job
 
 
+def test_max_runtime_stops_the_job(stack: Stack) -> None:
+    request = training_request(stack.bucket, "too-slow", LONG_TRAINING)
+    request["StoppingCondition"] = {"MaxRuntimeInSeconds": 1}
+    stack.sagemaker.create_training_job(**request)
+
+    job = _until_finished(stack, "too-slow")
+
+    assert job["TrainingJobStatus"] == "Stopped"
+    assert job["SecondaryStatus"] == "MaxRuntimeExceeded"
+
+
 def test_a_killed_worker_fails_its_job_and_not_the_server(stack: Stack) -> None:
     stack.sagemaker.create_training_job(**training_request(stack.bucket, "crash-me", LONG_TRAINING))
     _until_training(stack, "crash-me")
