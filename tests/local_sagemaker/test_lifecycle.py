@@ -232,6 +232,20 @@ def _try_invoke(runtime: Any, endpoint: str, body: bytes) -> dict[str, Any]:
     return {"ok": True, "body": response["Body"].read()}
 
 
+def test_stop_leaves_no_worker_process_behind(aws_environment: None) -> None:
+    before = {child.pid for child in multiprocessing.active_children()}
+    server = LocalSageMaker(max_workers=2, s3_endpoint_url=NOWHERE, events_endpoint_url=NOWHERE)
+    server.start()
+    wait_until(
+        lambda: {"workers": {c.pid for c in multiprocessing.active_children()} - before},
+        lambda found: len(found["workers"]) == 2,
+    )
+
+    server.stop()
+
+    assert {child.pid for child in multiprocessing.active_children()} - before == set()
+
+
 def test_command_line_serves_until_terminated(aws_environment: None) -> None:
     process = subprocess.Popen(
         [sys.executable, "-m", "xgbpipe.local.sagemaker", "--port", "0", "--max-workers", "1"],
