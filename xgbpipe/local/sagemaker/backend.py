@@ -19,7 +19,6 @@ from xgbpipe.local.sagemaker import events, s3io, state
 from xgbpipe.local.sagemaker.checks import check_image, check_transform_settings, check_variants
 from xgbpipe.local.sagemaker.errors import (
     RuntimeServiceError,
-    ServiceError,
     resource_in_use,
     resource_limit_exceeded,
     resource_not_found,
@@ -875,6 +874,3 @@ class SageMakerBackend:
             self._timers.clear()
         for timer in timers:
             timer.cancel()
-
-
-__all__ = ["SageMakerBackend", "ServiceError"]
