@@ -16,6 +16,7 @@ from xgbpipe.local.sagemaker.serving import (
     encode_predictions,
     resolve_accept,
 )
+from xgbpipe.local.sagemaker.training import xgboost_params
 from xgbpipe.local.sagemaker.transform import FieldFilter, mini_batches
 from xgbpipe.local.sagemaker.validation import validate_input
 
@@ -173,3 +174,23 @@ def test_accept_defaults_to_csv_and_refuses_unknown_types() -> None:
 )
 def test_endpoint_event_statuses_are_upper_snake_case(status: str, spelled: str) -> None:
     assert event_status(status) == spelled
+
+
+def test_container_metrics_are_split_from_xgboost_ones() -> None:
+    config = validate_hyperparameters(
+        {
+            "num_round": "5",
+            "objective": "binary:logistic",
+            "eval_metric": "auc,accuracy",
+            "_tuning_objective_metric": "validation:f1",
+        }
+    )
+    params, custom = xgboost_params(config)
+    assert params == {"objective": "binary:logistic", "eval_metric": ["auc"]}
+    assert custom == ["accuracy", "f1"]
+
+
+def test_cross_validation_is_refused_clearly() -> None:
+    config = validate_hyperparameters({"num_round": "5", "_kfold": "3"})
+    with pytest.raises(AlgorithmUserError, match="cross-validation"):
+        xgboost_params(config)

@@ -64,7 +64,14 @@ CUSTOMER_ERRORS = (
     "Check failed: label_correct TweedieRegression: label must be nonnegative",
     "Parameter reg_lambda should be greater equal to 0",
 )
-_NOT_XGBOOST_PARAMS = ("num_round", "save_model_on_termination", "early_stopping_rounds", "_kfold")
+_NOT_XGBOOST_PARAMS = (
+    "num_round",
+    "save_model_on_termination",
+    "early_stopping_rounds",
+    "_tuning_objective_metric",
+)
+# Cross-validation writes one model per fold; the local SageMaker trains a single model.
+_UNSUPPORTED_PARAMS = ("_kfold", "_num_cv_round")
 
 
 def _class_labels(predictions: np.ndarray) -> np.ndarray:
@@ -207,12 +214,31 @@ def load_dmatrix(folder: Path, kind: str, csv_weights: int) -> xgb.DMatrix | Non
     return dmatrix
 
 
+def tuning_metrics(config: dict[str, Any]) -> list[str]:
+    """The metrics named by a tuning job's objective, `validation:rmse` -> `["rmse"]`."""
+    objective = config.get("_tuning_objective_metric")
+    return objective.split(":", 1)[-1].split(",") if objective else []
+
+
+def evaluated_metrics(config: dict[str, Any]) -> list[str]:
+    """eval_metric together with the tuning objective's metrics, as the container unites them."""
+    requested: list[str] = config.get("eval_metric") or []
+    tuning = tuning_metrics(config)
+    return sorted(set(requested) | set(tuning)) if requested and tuning else requested or tuning
+
+
 def xgboost_params(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Split the validated config into xgboost params and the container-computed metrics."""
+    unsupported = sorted(set(config) & set(_UNSUPPORTED_PARAMS))
+    if unsupported:
+        raise AlgorithmUserError(
+            f"Hyperparameters {unsupported} (cross-validation) are not supported by the local "
+            "SageMaker."
+        )
     params = {key: value for key, value in config.items() if key not in _NOT_XGBOOST_PARAMS}
     if "updater" in params:
         params["updater"] = ",".join(params["updater"])
-    metrics: list[str] = params.get("eval_metric") or []
+    metrics = evaluated_metrics(config)
     custom = [name for name in metrics if name in CUSTOM_METRICS]
     native = sorted(set(metrics) - set(custom))
     if native:
@@ -229,10 +255,11 @@ def train_booster(
     params, custom = xgboost_params(config)
     evals = [(train, "train")] + ([(validation, "validation")] if validation is not None else [])
     callbacks: list[xgb.callback.TrainingCallback] = []
-    metrics: list[str] | None = config.get("eval_metric")
+    # Early stopping watches the tuning objective's last metric, else eval_metric's last one.
+    watched_from = tuning_metrics(config) or config.get("eval_metric") or []
     rounds = config.get("early_stopping_rounds")
-    if rounds and validation is not None and metrics:
-        watched = metrics[-1]
+    if rounds and validation is not None and watched_from:
+        watched = watched_from[-1]
         callbacks.append(
             xgb.callback.EarlyStopping(
                 rounds=rounds,
