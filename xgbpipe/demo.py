@@ -23,7 +23,7 @@ from rich.table import Table
 
 from xgbpipe.local import control
 from xgbpipe.local.state import CloudState
-from xgbpipe.prepare import prepare
+from xgbpipe.prepare import PreparedData, prepare
 
 MODEL = "abalone"
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "abalone.csv"
@@ -127,10 +127,20 @@ def run_demo(console: Console, template: Path, state_dir: Path) -> None:
     state = started.state
     if started.already_running:
         console.print("  already running; using it as it is")
+        if state.parameter_overrides != DEMO_PARAMETERS:
+            console.print(
+                f"  [yellow]note:[/yellow] it runs with {state.parameter_overrides or 'defaults'}, "
+                f"not the demo's {DEMO_PARAMETERS}; `make down` first for the demo's gate"
+            )
     api = ModelApi(state.api_url, state.environment["XGBPIPE_API_KEY"])
 
-    work_dir = Path(tempfile.mkdtemp(prefix="xgbpipe-demo-"))
-    prepared = prepare(SAMPLE, work_dir)
+    with tempfile.TemporaryDirectory(prefix="xgbpipe-demo-") as work_dir:
+        show_run(console, state, api, prepare(SAMPLE, Path(work_dir)))
+    console.print(f"Demo finished in {time.monotonic() - started_at:.0f}s.")
+
+
+def show_run(console: Console, state: CloudState, api: ModelApi, prepared: PreparedData) -> None:
+    """Drop the prepared files, follow their run, and score the test set on the live model."""
     console.print(f"Prepared {SAMPLE.name} like the seed: sex encoded, label first, 70/30 splits.")
     previous = api.describe(MODEL)
     previous_run = ((previous or {}).get("latest_run") or {}).get("run_id")
@@ -180,4 +190,3 @@ def run_demo(console: Console, template: Path, state_dir: Path) -> None:
     )
     console.print('  eval "$(.venv/bin/xgbpipe local env)"   # then: aws s3 ls s3://' + bucket)
     console.print("Stop the local cloud: make down")
-    console.print(f"Demo finished in {time.monotonic() - started_at:.0f}s.")

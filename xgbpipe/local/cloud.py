@@ -250,12 +250,11 @@ class LocalCloud:
             from xgbpipe.local.sagemaker import LocalSageMaker
 
             factory = LocalSageMaker
-        sagemaker_dir = self.state_dir / "sagemaker"
-        sagemaker_dir.mkdir(parents=True, exist_ok=True)
         return factory(
             host=self.host,
             port=self.ports.sagemaker,
-            state_dir=sagemaker_dir,
+            # In memory, like moto's S3 beside it: jobs must not outlive the artifacts they name.
+            state_dir=None,
             max_workers=self.sagemaker_workers,
             region=wiring.region,
             account_id=wiring.account_id,

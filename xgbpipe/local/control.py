@@ -70,7 +70,14 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return Started(wait_ready(files, process), already_running=False)
+    try:
+        return Started(wait_ready(files, process), already_running=False)
+    except LocalCloudError:
+        # A start that failed leaves nothing running behind it.
+        stop(state_dir)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        raise
 
 
 def wait_ready(files: StateFiles, process: subprocess.Popen[bytes] | None = None) -> CloudState:
