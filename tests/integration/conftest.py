@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from types import SimpleNamespace
 from typing import Any
@@ -65,7 +65,7 @@ class Stack:
     sagemaker_requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     answers: dict[str, Answer] = field(default_factory=dict)
 
-    def drop(self, model: str, files: dict[str, str | bytes]) -> list[str]:
+    def drop(self, model: str, files: Mapping[str, str | bytes]) -> list[str]:
         keys = []
         for name, body in files.items():
             key = f"datasets/{model}/{name}"
