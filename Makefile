@@ -58,7 +58,7 @@ invoke: venv ## run one function on the local cloud: make invoke FUNCTION=predic
 	$(VENV)/bin/xgbpipe local invoke $(FUNCTION) --event $(EVENT)
 
 test: venv tools ## unit, integration, template and end-to-end tests
-	$(PY) -m pytest -n 2 --dist loadgroup
+	$(PY) -m pytest -n 2 --dist loadfile
 
 unit: venv
 	$(PY) -m pytest tests/unit

@@ -11,7 +11,7 @@ from tests.e2e.conftest import ROOT, Stack
 from xgbpipe.local.invoke import invoke_once
 from xgbpipe.local.state import CloudState
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = pytest.mark.e2e
 
 EVENTS = sorted((ROOT / "events").glob("*.json"))
 

@@ -10,7 +10,7 @@ from sklearn.metrics import mean_squared_error, roc_auc_score
 
 from tests.e2e.conftest import Stack
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("e2e")]
+pytestmark = pytest.mark.e2e
 
 
 def test_abalone_regression_is_deployed_and_serves_predictions(

@@ -12,7 +12,10 @@ from tests.helpers import load_event
 from tests.integration.conftest import Stack, abalone_like
 from tests.integration.flow import CONTEXT, job, start
 
-LATER = datetime.now(UTC) + timedelta(minutes=11)
+
+def later() -> datetime:
+    """A moment when every run made so far has gone stale."""
+    return datetime.now(UTC) + timedelta(minutes=11)
 
 
 def test_a_training_job_whose_event_was_lost_moves_on_to_the_transform(stack: Stack) -> None:
@@ -20,7 +23,7 @@ def test_a_training_job_whose_event_was_lost_moves_on_to_the_transform(stack: St
     run_id = start(stack, "abalone", abalone_like(30))
 
     # When the reconciler runs after the run went stale
-    (outcome,) = reconcile(Settings.from_env(), at=LATER)
+    (outcome,) = reconcile(Settings.from_env(), at=later())
 
     # Then the run continues as the event would have made it
     assert (outcome.action, outcome.run_id) == ("transform_started", run_id)
@@ -44,7 +47,7 @@ def test_a_run_whose_job_was_never_created_fails_and_is_announced(stack: Stack) 
         {"Error": {"Code": "ValidationException", "Message": "Requested resource not found."}},
     )
 
-    (outcome,) = reconcile(Settings.from_env(), at=LATER)
+    (outcome,) = reconcile(Settings.from_env(), at=later())
 
     assert (outcome.action, outcome.detail) == ("failed", "its training job was never created")
     (notification,) = stack.notifications()
@@ -63,7 +66,7 @@ def test_a_run_stuck_in_validation_fails_with_a_reason(stack: Stack) -> None:
         }
     )
 
-    (outcome,) = reconcile(Settings.from_env(), at=LATER)
+    (outcome,) = reconcile(Settings.from_env(), at=later())
 
     assert outcome.action == "failed"
     assert "validating step did not finish" in outcome.detail
@@ -80,7 +83,7 @@ def test_a_deployment_whose_event_was_lost_goes_live(stack: Stack) -> None:
     )
     transform_changed("abalone", run_id, "Completed")
 
-    (outcome,) = reconcile(Settings.from_env(), at=LATER)
+    (outcome,) = reconcile(Settings.from_env(), at=later())
 
     assert outcome.action == "deployed"
     assert stack.run("abalone", "_model")["live"]["endpoint_config"] == job("abalone", run_id)

@@ -18,11 +18,6 @@ from tests.template.stack import (
 )
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # Declared here too so `--strict-markers` accepts it when pytest-xdist is not loaded.
-    config.addinivalue_line("markers", "xdist_group(name): run these tests on one xdist worker")
-
-
 @pytest.fixture(scope="session")
 def template() -> Template:
     return load_template()

@@ -17,9 +17,6 @@ import pytest
 
 from tests.template.stack import ROOT, SDK_VENV, Template, tool
 
-# One worker runs the SDK once for the whole module.
-pytestmark = pytest.mark.xdist_group("sagemaker-sdk")
-
 SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
 OFFLINE = {
     "HTTP_PROXY": "http://127.0.0.1:9",
