@@ -8,7 +8,6 @@ import random
 from typing import Any
 
 import pytest
-from pipeline_common.deployment import EndpointBusy
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
 
 from tests.integration.conftest import BUCKET, Stack, abalone_like
@@ -262,29 +261,35 @@ def test_a_rolled_back_update_fails_the_run_and_keeps_the_old_model(stack: Stack
     assert stack.run("abalone", "_model")["live"]["run_id"] == first
 
 
-def test_a_second_run_waits_while_the_endpoint_is_busy(stack: Stack) -> None:
+def test_a_run_waits_while_another_deploys_then_follows_it(stack: Stack) -> None:
+    # Given a first run whose endpoint is being created
     labels, fair = regression_output(noise=2.0)
     first = start(stack, "abalone", abalone_like(30, seed=1))
     training_changed("abalone", first, "Completed")
     write_transform_output(stack, "abalone", first, joined_rows(labels, fair))
     transform_changed("abalone", first, "Completed")
+    # And a second run whose batch transform finishes meanwhile
     second = transformed(stack)
-    write_transform_output(stack, "abalone", second, joined_rows(labels, fair))
+    _, better = regression_output(noise=1.0)
+    write_transform_output(stack, "abalone", second, joined_rows(labels, better))
 
-    with pytest.raises(EndpointBusy, match=f"run {first} is still deploying"):
-        transform_changed("abalone", second, "Completed")
+    waiting = transform_changed("abalone", second, "Completed")
 
+    # Then the second run waits, untouched, for the first deployment to settle
+    assert waiting["action"] == "waiting"
+    assert f"run {first} is still deploying" in waiting["detail"]
     assert stack.run("abalone", second)["stage"] == "transforming"
+    assert len(stack.requests("CreateEndpointConfig")) == 1
 
+    # When the first goes live, the second is scored against it and deployed after it
+    stack.answers["UpdateEndpoint"] = _ok_update
+    endpoint_changed("abalone", job("abalone", first), "IN_SERVICE")
 
-def test_deleting_the_endpoint_clears_the_live_version(stack: Stack) -> None:
-    labels, predictions = regression_output(noise=1.0)
-    run_id = deploy(stack, "abalone", abalone_like(30), joined_rows(labels, predictions))
-
-    outcome = endpoint_changed("abalone", job("abalone", run_id), "DELETING")
-
-    assert outcome["action"] == "live_cleared"
-    assert "live" not in stack.run("abalone", "_model")
+    assert stack.run("abalone", first)["status"] == "deployed"
+    (update,) = stack.requests("UpdateEndpoint")
+    assert update["EndpointConfigName"] == job("abalone", second)
+    second_run = stack.run("abalone", second)
+    assert (second_run["stage"], second_run["gate"]["live_run_id"]) == ("deploying", first)
 
 
 def _endpoint(status: str, config: str, **extra: str) -> Any:

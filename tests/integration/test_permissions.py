@@ -17,7 +17,7 @@ import boto3
 import pytest
 from pipeline_common import clients
 from pipeline_common.config import Settings
-from pipeline_common.reconciliation import reconcile
+from pipeline_common.reconciliation import STALE_AFTER, reconcile
 from samtranslator.translator.transform import transform
 
 from tests.integration import conftest
@@ -106,17 +106,26 @@ def test_every_call_of_a_whole_run_is_granted_to_its_function(
     stack: Stack, recorder: CallRecorder
 ) -> None:
     # Given a run driven through every function, as the events would
+    joined = [f"{v},{','.join(['1'] * 8)},{v}" for v in range(9)]
     recorder.function = "StartTrainingFunction"
     run_id = start(stack, "abalone", {**abalone_like(30), "hyperparameters.json": '{"eta": 0.3}'})
     recorder.function = "RunBatchTransformFunction"
     training_changed("abalone", run_id, "Completed")
-    write_transform_output(
-        stack, "abalone", run_id, [f"{v},{','.join(['1'] * 8)},{v}" for v in range(9)]
-    )
+    write_transform_output(stack, "abalone", run_id, joined)
     recorder.function = "DeployModelFunction"
     transform_changed("abalone", run_id, "Completed")
+    # And a second run that waits for the first's endpoint, then follows it
+    recorder.function = "StartTrainingFunction"
+    second = start(stack, "abalone", abalone_like(30, seed=3))
+    recorder.function = "RunBatchTransformFunction"
+    training_changed("abalone", second, "Completed")
+    write_transform_output(stack, "abalone", second, joined)
+    recorder.function = "DeployModelFunction"
+    assert transform_changed("abalone", second, "Completed")["action"] == "waiting"
     recorder.function = "TrackEndpointFunction"
+    stack.answers["UpdateEndpoint"] = lambda _: (200, {"EndpointArn": "arn"})
     endpoint_changed("abalone", job("abalone", run_id), "IN_SERVICE")
+    assert stack.run("abalone", second)["stage"] == "deploying"
     recorder.function = "PredictFunction"
     stack.answers["InvokeEndpoint"] = _scores
     assert (
@@ -124,10 +133,10 @@ def test_every_call_of_a_whole_run_is_granted_to_its_function(
     )
     assert api("GET", "/models/abalone")["status"] == 200
     recorder.function = "StartTrainingFunction"
-    second = start(stack, "abalone", abalone_like(30, seed=5))
+    third = start(stack, "abalone", abalone_like(30, seed=5))
     recorder.function = "ReconcileRunsFunction"
-    reconcile(Settings.from_env(), at=datetime.now(UTC) + timedelta(minutes=11))
-    assert stack.run("abalone", second)["stage"] == "transforming"
+    reconcile(Settings.from_env(), at=datetime.now(UTC) + STALE_AFTER + timedelta(minutes=1))
+    assert stack.run("abalone", third)["stage"] == "transforming"
 
     # Then each function's role allows every action its calls need
     granted = granted_actions()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from pipeline_common.config import Settings
-from pipeline_common.reconciliation import reconcile
+from pipeline_common.reconciliation import STALE_AFTER, reconcile
 
 from functions.reconcile_runs.handler import lambda_handler
 from tests.helpers import load_event
@@ -15,7 +15,7 @@ from tests.integration.flow import CONTEXT, job, start
 
 def later() -> datetime:
     """A moment when every run made so far has gone stale."""
-    return datetime.now(UTC) + timedelta(minutes=11)
+    return datetime.now(UTC) + STALE_AFTER + timedelta(minutes=1)
 
 
 def test_a_training_job_whose_event_was_lost_moves_on_to_the_transform(stack: Stack) -> None:
@@ -87,3 +87,86 @@ def test_a_deployment_whose_event_was_lost_goes_live(stack: Stack) -> None:
 
     assert outcome.action == "deployed"
     assert stack.run("abalone", "_model")["live"]["endpoint_config"] == job("abalone", run_id)
+
+
+def test_an_ended_run_never_announced_is_announced_once(stack: Stack) -> None:
+    # Given a run that ended while SNS was down: recorded, but not announced
+    run_id = start(stack, "abalone", abalone_like(30))
+    stack.table.update_item(
+        Key={"model": "abalone", "run_id": run_id},
+        UpdateExpression="SET #s = :failed, reason = :r, stage = :done, updated_at = :old",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={
+            ":failed": "failed",
+            ":r": "training failed: boom",
+            ":done": "done",
+            ":old": "2026-01-01T00:00:00.000Z",
+        },
+    )
+
+    first = reconcile(Settings.from_env(), at=later())
+    second = reconcile(Settings.from_env(), at=later())
+
+    assert [o.action for o in first] == ["failed"]
+    assert second == []
+    (notification,) = stack.notifications()
+    assert notification["reason"] == "training failed: boom"
+
+
+def test_a_deployment_the_endpoint_never_took_fails_and_frees_the_endpoint(stack: Stack) -> None:
+    from tests.integration.flow import training_changed, transform_changed, write_transform_output
+
+    # Given a run deploying to an endpoint that stays on another config (rolled back, or the
+    # function died before it asked for the update)
+    run_id = start(stack, "abalone", abalone_like(30))
+    training_changed("abalone", run_id, "Completed")
+    joined = [f"{v},{','.join(['1'] * 8)},{v}" for v in range(9)]
+    write_transform_output(stack, "abalone", run_id, joined)
+    transform_changed("abalone", run_id, "Completed")
+    stack.answers["DescribeEndpoint"] = lambda params: (
+        200,
+        {
+            "EndpointName": params["EndpointName"],
+            "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/xgbp-abalone",
+            "EndpointConfigName": "xgbp-abalone-000000000000",
+            "EndpointStatus": "InService",
+        },
+    )
+
+    (outcome,) = reconcile(Settings.from_env(), at=later())
+
+    assert outcome.action == "failed"
+    assert "rolled back or was never made" in outcome.detail
+    assert "deploying_run_id" not in stack.run("abalone", "_model")
+
+
+def test_a_second_delivery_during_the_announcement_sends_nothing(stack: Stack) -> None:
+    from tests.integration.flow import training_changed
+
+    run_id = start(stack, "abalone", abalone_like(30))
+    # Given another invocation is announcing the run's end right now
+    stack.table.update_item(
+        Key={"model": "abalone", "run_id": run_id},
+        UpdateExpression="SET #s = :failed, stage = :done, notifying_at = :now",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={
+            ":failed": "failed",
+            ":done": "done",
+            ":now": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        },
+    )
+
+    outcome = training_changed("abalone", run_id, "Failed", FailureReason="boom")
+
+    assert outcome["action"] == "duplicate"
+    assert stack.notifications() == []
+
+
+def test_an_event_for_an_unknown_run_records_nothing(stack: Stack) -> None:
+    from tests.integration.flow import training_changed
+
+    outcome = training_changed("abalone", "0123456789ab", "Failed", FailureReason="boom")
+
+    assert outcome["action"] == "ignored"
+    assert stack.runs("abalone") == []
+    assert stack.notifications() == []

@@ -26,10 +26,6 @@ from pipeline_common.sagemaker_requests import (
 _BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
 
 
-class EndpointBusy(RuntimeError):
-    """The endpoint is changing; the run waits in its stage for a retry or the reconciler."""
-
-
 def on_transform_job_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome:
     name = str(detail.get("TransformJobName", ""))
     ref = parse_job_name(settings.job_prefix, name)
@@ -45,28 +41,34 @@ def on_transform_job_change(settings: Settings, detail: Mapping[str, Any]) -> Ou
     if run is None or run.get("stage") != Stage.TRANSFORMING:
         return Outcome("duplicate", ref.model, ref.run_id, "the run is not waiting for scoring")
     endpoint = endpoint_name(settings.job_prefix, ref.model)
-    _raise_if_busy(runs, ref, endpoint)
+    busy = _busy(runs, ref, describe_endpoint(endpoint))
+    if busy:
+        return _park(runs, ref, busy)
     # The stage change is the lock: of two duplicated events, one scores and deploys.
     if not runs.advance(ref, Stage.TRANSFORMING, Stage.EVALUATING, {}):
         return Outcome("duplicate", ref.model, ref.run_id, "another invocation is scoring")
     try:
         return _evaluate_and_deploy(settings, runs, ref, run, endpoint)
-    except EndpointBusy:
-        runs.advance(ref, Stage.EVALUATING, Stage.TRANSFORMING, {})
-        raise
     except Exception as error:
         # Past the lock no retry can resume the run, so end it visibly, then let Lambda log it.
         conclude(settings, runs, ref, Status.FAILED, f"deployment failed: {error}")
         raise
 
 
-def _raise_if_busy(runs: RunsTable, ref: RunRef, endpoint: str) -> None:
+def _busy(runs: RunsTable, ref: RunRef, endpoint: Mapping[str, Any] | None) -> str | None:
+    """Why the model's endpoint cannot take this run now, or None when it can."""
     deploying = (runs.model(ref.model) or {}).get("deploying_run_id")
     if deploying and deploying != ref.run_id:
-        raise EndpointBusy(f"run {deploying} is still deploying to {endpoint}")
-    described = describe_endpoint(endpoint)
-    if described and described["EndpointStatus"] in _BUSY:
-        raise EndpointBusy(f"endpoint {endpoint} is {described['EndpointStatus']}")
+        return f"run {deploying} is still deploying"
+    if endpoint and endpoint["EndpointStatus"] in _BUSY:
+        return f"endpoint {endpoint['EndpointName']} is {endpoint['EndpointStatus']}"
+    return None
+
+
+def _park(runs: RunsTable, ref: RunRef, reason: str) -> Outcome:
+    """Leave the run in its stage, marked: the endpoint's settling event resumes it."""
+    runs.wait_for_endpoint(ref)
+    return Outcome("waiting", ref.model, ref.run_id, f"{reason}; this run deploys after it")
 
 
 def _evaluate_and_deploy(
@@ -142,17 +144,24 @@ def _deploy(
             "drop creates it anew",
             {"metrics": scores, "gate": gate},
         )
-    if not runs.set_deploying(ref):
-        raise EndpointBusy(f"another run claimed {endpoint} while this one was scored")
+    busy = _busy(runs, ref, current)
+    if busy is None and not runs.set_deploying(ref):
+        busy = "another run claimed the endpoint"
+    if busy:
+        # The endpoint changed hands while this run was scored: score it again when it is free.
+        runs.advance(ref, Stage.EVALUATING, Stage.TRANSFORMING, {})
+        return _park(runs, ref, busy)
     config = endpoint_config_request(settings, ref)
     name = config["EndpointConfigName"]
     # Record first, then act: the endpoint's event can never find the run a stage behind.
-    runs.advance(
+    if not runs.advance(
         ref,
         Stage.EVALUATING,
         Stage.DEPLOYING,
         {"metrics": scores, "gate": gate, "endpoint": endpoint, "endpoint_config": name},
-    )
+    ):
+        runs.clear_deploying(ref)
+        return Outcome("duplicate", ref.model, ref.run_id, "the run ended while it was scored")
     create("create_endpoint_config", config)
     request = {"EndpointName": endpoint, "EndpointConfigName": name}
     if current is None and create("create_endpoint", {**request, "Tags": config["Tags"]}):

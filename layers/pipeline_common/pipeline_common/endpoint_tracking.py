@@ -7,14 +7,15 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline_common.config import Settings
+from pipeline_common.deployment import on_transform_job_change
 from pipeline_common.lifecycle import conclude
-from pipeline_common.naming import RunRef, parse_endpoint_name, parse_job_name
+from pipeline_common.naming import RunRef, job_name, parse_endpoint_name, parse_job_name
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.runs import RunsTable, Stage, Status, now
 from pipeline_common.sagemaker_calls import describe_endpoint
 
-_FAILED = {"FAILED", "UPDATE_ROLLBACK_FAILED"}
+_FAILED = {"FAILED", "UPDATE_ROLLBACK_FAILED", "DELETING"}
 
 
 def normalise_status(status: str) -> str:
@@ -29,23 +30,26 @@ def on_endpoint_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome
     model = parse_endpoint_name(settings.job_prefix, endpoint)
     if model is None:
         return Outcome("ignored", detail=f"{endpoint} is not an endpoint of this stack")
-    status = normalise_status(str(detail.get("EndpointStatus", "")))
+    event_status = normalise_status(str(detail.get("EndpointStatus", "")))
     runs = RunsTable(settings.runs_table)
+    # Events arrive late, twice and out of order: judge the endpoint as it is now.
+    described = describe_endpoint(endpoint)
+    if described is None or described["EndpointStatus"] == "Deleting":
+        runs.clear_live(model)
     deploying = (runs.model(model) or {}).get("deploying_run_id")
-    run = runs.get(RunRef(model, str(deploying))) if deploying else None
-    if status == "DELETING":
-        cleared = runs.clear_live(model, str(detail.get("EndpointConfigName", "")))
-        if run and run.get("stage") == Stage.DEPLOYING:
-            ref = RunRef(model, str(deploying))
-            conclude(settings, runs, ref, Status.FAILED, f"endpoint {endpoint} was deleted")
+    if not deploying:
         return Outcome(
-            "live_cleared" if cleared else "ignored",
-            model,
-            detail=f"endpoint {endpoint} is being deleted",
+            "ignored", model, detail=f"no deployment waits on {endpoint} ({event_status})"
         )
+    ref = RunRef(model, str(deploying))
+    run = runs.get(ref)
     if run is None or run.get("stage") != Stage.DEPLOYING:
-        return Outcome("ignored", model, detail=f"no deployment waits on {endpoint} ({status})")
-    return settle_deployment(settings, runs, RunRef(model, str(deploying)), run, endpoint, status)
+        runs.clear_deploying(ref)  # a claim its run no longer needs
+        return Outcome("ignored", model, ref.run_id, "the claiming run is not deploying")
+    outcome = settle_deployment(settings, runs, ref, run, described, final=False)
+    if outcome.action in {Status.DEPLOYED, Status.FAILED}:
+        resume_parked(settings, runs, model)
+    return outcome
 
 
 def settle_deployment(
@@ -53,30 +57,33 @@ def settle_deployment(
     runs: RunsTable,
     ref: RunRef,
     run: Mapping[str, Any],
-    endpoint: str,
-    status: str,
+    described: Mapping[str, Any] | None,
+    final: bool,
 ) -> Outcome:
-    """Judge the deployment on the endpoint as it is now: events arrive late, twice, unordered."""
-    described = describe_endpoint(endpoint)
+    """Live when the endpoint serves this run's config; failed when it cannot or did not.
+
+    `final` is the reconciler's view of a run stale for longer than any deployment step: an
+    endpoint in service on another config then means the update rolled back or never happened.
+    """
+    endpoint = str(run.get("endpoint", ""))
     if described is None:
         return conclude(settings, runs, ref, Status.FAILED, f"endpoint {endpoint} is gone")
     current = normalise_status(described["EndpointStatus"])
-    serving = parse_job_name(settings.job_prefix, described.get("EndpointConfigName", ""))
-    if current == "IN_SERVICE" and serving == ref:
-        runs.set_live(
-            ref.model,
-            {
-                "run_id": ref.run_id,
-                "endpoint": endpoint,
-                "endpoint_config": described["EndpointConfigName"],
-                "metrics": run.get("metrics", {}),
-                "problem": run.get("problem"),
-                "num_class": run.get("num_class"),
-                "num_features": run.get("num_features"),
-                "objective": run.get("objective"),
-                "deployed_at": now(),
-            },
-        )
+    config = described.get("EndpointConfigName", "")
+    if current == "IN_SERVICE" and parse_job_name(settings.job_prefix, config) == ref:
+        live = {
+            "run_id": ref.run_id,
+            "endpoint": endpoint,
+            "endpoint_config": config,
+            "metrics": run.get("metrics", {}),
+            "problem": run.get("problem"),
+            "num_class": run.get("num_class"),
+            "num_features": run.get("num_features"),
+            "objective": run.get("objective"),
+            "deployed_at": now(),
+        }
+        if not runs.set_live(ref, live):
+            return Outcome("duplicate", ref.model, ref.run_id, "another invocation made it live")
         logger.info("model live", extra={"endpoint": endpoint, "run_id": ref.run_id})
         return conclude(
             settings,
@@ -84,11 +91,24 @@ def settle_deployment(
             ref,
             Status.DEPLOYED,
             f"serving on endpoint {endpoint}",
-            {"deployed_at": now()},
+            {"deployed_at": live["deployed_at"]},
         )
     failure = described.get("FailureReason")
-    # In service on another config with a failure reason: SageMaker rolled the update back.
-    if current in _FAILED or (current == "IN_SERVICE" and failure):
-        reason = failure or f"endpoint {endpoint} is {current}"
+    if current in _FAILED or (current == "IN_SERVICE" and (failure or final)):
+        reason = failure or (
+            f"endpoint {endpoint} is {current} on {config}: "
+            "the update rolled back or was never made"
+        )
         return conclude(settings, runs, ref, Status.FAILED, f"deployment failed: {reason}")
-    return Outcome("ignored", ref.model, ref.run_id, f"endpoint is {current} (event: {status})")
+    return Outcome("ignored", ref.model, ref.run_id, f"endpoint is {current}")
+
+
+def resume_parked(settings: Settings, runs: RunsTable, model: str) -> None:
+    """The endpoint is free again: the oldest run that waited for it deploys now."""
+    for ref in runs.waiting_for_endpoint(model)[:1]:
+        detail = {
+            "TransformJobName": job_name(settings.job_prefix, ref),
+            "TransformJobStatus": "Completed",
+        }
+        outcome = on_transform_job_change(settings, detail)
+        logger.info("parked run resumed", extra=outcome.as_dict())

@@ -31,9 +31,6 @@ def conclude(
     fields: Mapping[str, Any] | None = None,
 ) -> Outcome:
     finished = runs.finish(ref, status, reason, fields)
-    run = runs.get(ref) or {"model": ref.model, "run_id": ref.run_id, "status": status}
-    if not finished and (run.get("notified_at") or run.get("status") == Status.IN_PROGRESS):
-        return Outcome("duplicate", ref.model, ref.run_id, "the run had already ended")
     if finished:
         logger.info(
             "run ended",
@@ -45,8 +42,14 @@ def conclude(
             },
         )
         metrics.add_metric(name=_METRIC[status], unit="Count", value=1)
+    run = runs.get(ref)
+    if run is None or run.get("status") == Status.IN_PROGRESS:
+        return Outcome("ignored", ref.model, ref.run_id, "no such run, or it is still going")
     runs.clear_deploying(ref)
-    # Announce, then remember it: a failed publish is retried by the event's next delivery.
+    # Claim, announce, then remember: a publish that failed is retried by the next delivery of
+    # the event or by reconcile_runs; a claim keeps two concurrent deliveries from both sending.
+    if not runs.claim_notification(ref):
+        return Outcome("duplicate", ref.model, ref.run_id, "the run had already ended")
     notify(settings.topic_arn, run)
     runs.mark_notified(ref)
     return Outcome(str(run["status"]), ref.model, ref.run_id, str(run.get("reason", reason)))

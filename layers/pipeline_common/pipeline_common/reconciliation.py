@@ -2,7 +2,7 @@
 
 SageMaker's events are best-effort and a function can give up after its retries, so on a schedule
 every run that has not moved for a while is judged from the Describe* of its job or endpoint,
-through the same logic the events use.
+through the same logic the events use; a run that ended but was never announced is announced.
 """
 
 from __future__ import annotations
@@ -15,32 +15,43 @@ from botocore.exceptions import ClientError
 
 from pipeline_common import clients
 from pipeline_common.config import Settings
-from pipeline_common.deployment import EndpointBusy, on_transform_job_change
+from pipeline_common.deployment import on_transform_job_change
 from pipeline_common.endpoint_tracking import settle_deployment
 from pipeline_common.lifecycle import conclude
 from pipeline_common.naming import RunRef, job_name
+from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.runs import RunsTable, Stage, Status
-from pipeline_common.sagemaker_calls import not_found
+from pipeline_common.sagemaker_calls import describe_endpoint, not_found
 from pipeline_common.transform import on_training_job_change
 
-# Longer than any function's timeout, so a run still being worked on is left alone.
-STALE_AFTER = timedelta(minutes=10)
+# Longer than any function's timeout (this one's is 10 minutes), so no run still being worked on
+# is judged.
+STALE_AFTER = timedelta(minutes=15)
 
 
 def reconcile(settings: Settings, at: datetime | None = None) -> list[Outcome]:
     runs = RunsTable(settings.runs_table)
     cutoff = (at or datetime.now(UTC)) - STALE_AFTER
     outcomes = []
-    for run in runs.in_progress():
+    for run in runs.unsettled():
         updated = datetime.fromisoformat(str(run["updated_at"]).replace("Z", "+00:00"))
-        if updated <= cutoff:
+        if updated > cutoff:
+            continue
+        try:
             outcomes.append(reconcile_run(settings, runs, run))
+        except Exception as error:
+            # One run's trouble must not hide the runs after it.
+            logger.exception("could not reconcile", extra={"run_id": run.get("run_id")})
+            outcomes.append(Outcome("error", str(run["model"]), str(run["run_id"]), str(error)))
     return outcomes
 
 
 def reconcile_run(settings: Settings, runs: RunsTable, run: Mapping[str, Any]) -> Outcome:
     ref = RunRef(str(run["model"]), str(run["run_id"]))
+    if run.get("status") != Status.IN_PROGRESS:
+        # Ended, but the announcement never went out: conclude again claims and sends it.
+        return conclude(settings, runs, ref, Status(run["status"]), str(run.get("reason", "")))
     stage = run.get("stage")
     name = job_name(settings.job_prefix, ref)
     sagemaker = clients.client("sagemaker")
@@ -50,14 +61,12 @@ def reconcile_run(settings: Settings, runs: RunsTable, run: Mapping[str, Any]) -
                 settings, sagemaker.describe_training_job(TrainingJobName=name)
             )
         if stage == Stage.TRANSFORMING:
-            described = sagemaker.describe_transform_job(TransformJobName=name)
-            try:
-                return on_transform_job_change(settings, described)
-            except EndpointBusy as busy:
-                return Outcome("waiting", ref.model, ref.run_id, str(busy))
+            return on_transform_job_change(
+                settings, sagemaker.describe_transform_job(TransformJobName=name)
+            )
         if stage == Stage.DEPLOYING:
-            endpoint = str(run.get("endpoint", ""))
-            return settle_deployment(settings, runs, ref, run, endpoint, "reconciled")
+            described = describe_endpoint(str(run.get("endpoint", "")))
+            return settle_deployment(settings, runs, ref, run, described, final=True)
     except ClientError as error:
         if not not_found(error):
             raise
@@ -68,5 +77,6 @@ def reconcile_run(settings: Settings, runs: RunsTable, run: Mapping[str, Any]) -
         runs,
         ref,
         Status.FAILED,
-        f"the {stage} step did not finish (the function may have timed out); drop again",
+        f"the {stage} step did not finish (the function may have timed out); to retry, change "
+        "any file of the drop (for example hyperparameters.json) and upload it",
     )

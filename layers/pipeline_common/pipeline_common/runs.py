@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 from typing import Any
@@ -20,6 +20,7 @@ from pipeline_common.naming import RunRef
 
 # Sort key of the per-model item; run ids are hex, so it cannot clash with one.
 MODEL_ITEM = "_model"
+_NOTIFY_CLAIM_TTL = timedelta(minutes=5)
 
 
 class Stage(StrEnum):
@@ -115,7 +116,7 @@ class RunsTable:
                 "finished_at": now(),
                 **(fields or {}),
             },
-            condition="attribute_not_exists(#status) OR #status = :in_progress",
+            condition="#status = :in_progress",
             extra_values={":in_progress": Status.IN_PROGRESS},
         )
 
@@ -127,12 +128,33 @@ class RunsTable:
         item = self._table.get_item(Key=self._model_key(model)).get("Item")
         return from_item(item) if item else None
 
-    def set_live(self, model: str, live: Mapping[str, Any]) -> None:
-        self._table.update_item(
-            Key=self._model_key(model),
-            UpdateExpression="SET live = :live, updated_at = :now",
-            ExpressionAttributeValues={":live": to_item(live), ":now": now()},
+    def set_live(self, ref: RunRef, live: Mapping[str, Any]) -> bool:
+        """Make the deploying run the live one and release the endpoint, in one write."""
+        return self._conditionally(
+            Key=self._model_key(ref.model),
+            UpdateExpression="SET live = :live, updated_at = :now REMOVE deploying_run_id",
+            ConditionExpression="deploying_run_id = :run",
+            ExpressionAttributeValues={":live": to_item(live), ":run": ref.run_id, ":now": now()},
         )
+
+    def wait_for_endpoint(self, ref: RunRef) -> None:
+        """Park a scored-to-be run until the endpoint's current deployment settles."""
+        self._table.update_item(
+            Key={"model": ref.model, "run_id": ref.run_id},
+            UpdateExpression="SET waiting_since = if_not_exists(waiting_since, :now)",
+            ExpressionAttributeValues={":now": now()},
+        )
+
+    def waiting_for_endpoint(self, model: str) -> list[RunRef]:
+        """The model's parked runs, oldest first."""
+        items = self._table.query(
+            KeyConditionExpression="model = :model",
+            FilterExpression="#stage = :transforming AND attribute_exists(waiting_since)",
+            ExpressionAttributeNames={"#stage": "stage"},
+            ExpressionAttributeValues={":model": model, ":transforming": Stage.TRANSFORMING.value},
+        )["Items"]
+        ordered = sorted(items, key=lambda item: str(item["waiting_since"]))
+        return [RunRef(model, str(item["run_id"])) for item in ordered]
 
     def set_deploying(self, ref: RunRef) -> bool:
         """Claim the model's endpoint for this run; False while another run is changing it."""
@@ -152,13 +174,22 @@ class RunsTable:
             ExpressionAttributeValues={":run": ref.run_id, ":now": now()},
         )
 
-    def clear_live(self, model: str, endpoint_config: str) -> bool:
-        """Forget the live version if it is still the one on that endpoint config."""
-        return self._conditionally(
+    def clear_live(self, model: str) -> None:
+        self._table.update_item(
             Key=self._model_key(model),
             UpdateExpression="REMOVE live SET updated_at = :now",
-            ConditionExpression="live.endpoint_config = :config",
-            ExpressionAttributeValues={":config": endpoint_config, ":now": now()},
+            ExpressionAttributeValues={":now": now()},
+        )
+
+    def claim_notification(self, ref: RunRef) -> bool:
+        """One invocation announces an ended run; a claim older than five minutes has died."""
+        expired = (datetime.now(UTC) - _NOTIFY_CLAIM_TTL).isoformat(timespec="milliseconds")
+        return self._conditionally(
+            Key={"model": ref.model, "run_id": ref.run_id},
+            UpdateExpression="SET notifying_at = :now",
+            ConditionExpression="attribute_not_exists(notified_at) AND "
+            "(attribute_not_exists(notifying_at) OR notifying_at < :expired)",
+            ExpressionAttributeValues={":now": now(), ":expired": expired.replace("+00:00", "Z")},
         )
 
     def mark_notified(self, ref: RunRef) -> None:
@@ -168,10 +199,11 @@ class RunsTable:
             ExpressionAttributeValues={":now": now()},
         )
 
-    def in_progress(self) -> Iterator[dict[str, Any]]:
-        """Every unfinished run (the table holds one item per run, so a scan stays small)."""
+    def unsettled(self) -> Iterator[dict[str, Any]]:
+        """Runs not yet over, or over but not yet announced (one item per run: a small scan)."""
         request: dict[str, Any] = {
-            "FilterExpression": "#status = :in_progress",
+            "FilterExpression": "attribute_exists(#status) AND "
+            "(#status = :in_progress OR attribute_not_exists(notified_at))",
             "ExpressionAttributeNames": {"#status": "status"},
             "ExpressionAttributeValues": {":in_progress": Status.IN_PROGRESS.value},
         }
