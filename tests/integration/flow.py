@@ -72,3 +72,23 @@ def deploy(stack: Stack, model: str, files: dict[str, str], joined: list[str]) -
     assert outcome["action"] in {"endpoint_created", "endpoint_updated"}, outcome
     endpoint_changed(model, job(model, run_id), "IN_SERVICE")
     return run_id
+
+
+# A perfect model's joined transform output: label, eight features, prediction equal to the label.
+PERFECT_OUTPUT = [f"{v},{','.join(['1'] * 8)},{v}" for v in range(9)]
+
+
+def endpoint_answer(status: str, config: str, **extra: str) -> Any:
+    """A scripted DescribeEndpoint: the endpoint in `status` on `config`."""
+
+    def answer(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        name = params["EndpointName"]
+        return 200, {
+            "EndpointName": name,
+            "EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}",
+            "EndpointConfigName": config,
+            "EndpointStatus": status,
+            **extra,
+        }
+
+    return answer

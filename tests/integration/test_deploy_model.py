@@ -13,6 +13,7 @@ from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, r
 from tests.integration.conftest import BUCKET, Stack, abalone_like
 from tests.integration.flow import (
     deploy,
+    endpoint_answer,
     endpoint_changed,
     job,
     start,
@@ -43,7 +44,9 @@ def transformed(stack: Stack, model: str = "abalone") -> str:
     return run_id
 
 
-def test_metrics_equal_scikit_learn_and_the_first_model_gets_an_endpoint(stack: Stack) -> None:
+def test_metrics_equal_scikit_learn_and_the_first_model_gets_anendpoint_answer(
+    stack: Stack,
+) -> None:
     # Given a finished batch transform with known labels and predictions
     run_id = transformed(stack)
     labels, predictions = regression_output(noise=2.0)
@@ -149,12 +152,12 @@ def test_a_better_model_updates_the_endpoint_and_goes_live(stack: Stack) -> None
     (update,) = stack.requests("UpdateEndpoint")
     assert update == {"EndpointName": "xgbp-abalone", "EndpointConfigName": job("abalone", run_id)}
     # The old model stays live while the endpoint updates, even if an old event arrives late
-    stack.answers["DescribeEndpoint"] = _endpoint("Updating", job("abalone", first))
+    stack.answers["DescribeEndpoint"] = endpoint_answer("Updating", job("abalone", first))
     late = endpoint_changed("abalone", job("abalone", first), "IN_SERVICE")
     assert late["action"] == "ignored"
     assert stack.run("abalone", "_model")["live"]["run_id"] == first
 
-    stack.answers["DescribeEndpoint"] = _endpoint("InService", job("abalone", run_id))
+    stack.answers["DescribeEndpoint"] = endpoint_answer("InService", job("abalone", run_id))
     endpoint_changed("abalone", job("abalone", run_id), "IN_SERVICE")
 
     live = stack.run("abalone", "_model")["live"]
@@ -227,7 +230,7 @@ def test_failed_endpoint_fails_the_run_and_keeps_nothing_live(stack: Stack) -> N
     labels, predictions = regression_output(noise=1.0)
     write_transform_output(stack, "abalone", run_id, joined_rows(labels, predictions))
     transform_changed("abalone", run_id, "Completed")
-    stack.answers["DescribeEndpoint"] = _endpoint(
+    stack.answers["DescribeEndpoint"] = endpoint_answer(
         "Failed", job("abalone", run_id), FailureReason="model artifact could not be loaded"
     )
 
@@ -248,7 +251,7 @@ def test_a_rolled_back_update_fails_the_run_and_keeps_the_old_model(stack: Stack
     _, better = regression_output(noise=0.5)
     write_transform_output(stack, "abalone", run_id, joined_rows(labels, better))
     transform_changed("abalone", run_id, "Completed")
-    stack.answers["DescribeEndpoint"] = _endpoint(
+    stack.answers["DescribeEndpoint"] = endpoint_answer(
         "InService", job("abalone", first), FailureReason="alarm fired: rolled back"
     )
 
@@ -290,20 +293,6 @@ def test_a_run_waits_while_another_deploys_then_follows_it(stack: Stack) -> None
     assert update["EndpointConfigName"] == job("abalone", second)
     second_run = stack.run("abalone", second)
     assert (second_run["stage"], second_run["gate"]["live_run_id"]) == ("deploying", first)
-
-
-def _endpoint(status: str, config: str, **extra: str) -> Any:
-    def answer(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        name = params["EndpointName"]
-        return 200, {
-            "EndpointName": name,
-            "EndpointArn": f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{name}",
-            "EndpointConfigName": config,
-            "EndpointStatus": status,
-            **extra,
-        }
-
-    return answer
 
 
 def _ok_update(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -23,6 +23,7 @@ from samtranslator.translator.transform import transform
 from tests.integration import conftest
 from tests.integration.conftest import Stack, abalone_like
 from tests.integration.flow import (
+    PERFECT_OUTPUT,
     endpoint_changed,
     job,
     start,
@@ -106,12 +107,11 @@ def test_every_call_of_a_whole_run_is_granted_to_its_function(
     stack: Stack, recorder: CallRecorder
 ) -> None:
     # Given a run driven through every function, as the events would
-    joined = [f"{v},{','.join(['1'] * 8)},{v}" for v in range(9)]
     recorder.function = "StartTrainingFunction"
     run_id = start(stack, "abalone", {**abalone_like(30), "hyperparameters.json": '{"eta": 0.3}'})
     recorder.function = "RunBatchTransformFunction"
     training_changed("abalone", run_id, "Completed")
-    write_transform_output(stack, "abalone", run_id, joined)
+    write_transform_output(stack, "abalone", run_id, PERFECT_OUTPUT)
     recorder.function = "DeployModelFunction"
     transform_changed("abalone", run_id, "Completed")
     # And a second run that waits for the first's endpoint, then follows it
@@ -119,7 +119,7 @@ def test_every_call_of_a_whole_run_is_granted_to_its_function(
     second = start(stack, "abalone", abalone_like(30, seed=3))
     recorder.function = "RunBatchTransformFunction"
     training_changed("abalone", second, "Completed")
-    write_transform_output(stack, "abalone", second, joined)
+    write_transform_output(stack, "abalone", second, PERFECT_OUTPUT)
     recorder.function = "DeployModelFunction"
     assert transform_changed("abalone", second, "Completed")["action"] == "waiting"
     recorder.function = "TrackEndpointFunction"

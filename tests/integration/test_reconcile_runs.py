@@ -10,7 +10,16 @@ from pipeline_common.reconciliation import STALE_AFTER, reconcile
 from functions.reconcile_runs.handler import lambda_handler
 from tests.helpers import load_event
 from tests.integration.conftest import Stack, abalone_like
-from tests.integration.flow import CONTEXT, job, start
+from tests.integration.flow import (
+    CONTEXT,
+    PERFECT_OUTPUT,
+    endpoint_answer,
+    job,
+    start,
+    training_changed,
+    transform_changed,
+    write_transform_output,
+)
 
 
 def later() -> datetime:
@@ -74,13 +83,10 @@ def test_a_run_stuck_in_validation_fails_with_a_reason(stack: Stack) -> None:
 
 
 def test_a_deployment_whose_event_was_lost_goes_live(stack: Stack) -> None:
-    from tests.integration.flow import training_changed, transform_changed, write_transform_output
 
     run_id = start(stack, "abalone", abalone_like(30))
     training_changed("abalone", run_id, "Completed")
-    write_transform_output(
-        stack, "abalone", run_id, [f"{v},{','.join(['1'] * 8)},{v}" for v in range(9)]
-    )
+    write_transform_output(stack, "abalone", run_id, PERFECT_OUTPUT)
     transform_changed("abalone", run_id, "Completed")
 
     (outcome,) = reconcile(Settings.from_env(), at=later())
@@ -114,24 +120,14 @@ def test_an_ended_run_never_announced_is_announced_once(stack: Stack) -> None:
 
 
 def test_a_deployment_the_endpoint_never_took_fails_and_frees_the_endpoint(stack: Stack) -> None:
-    from tests.integration.flow import training_changed, transform_changed, write_transform_output
 
     # Given a run deploying to an endpoint that stays on another config (rolled back, or the
     # function died before it asked for the update)
     run_id = start(stack, "abalone", abalone_like(30))
     training_changed("abalone", run_id, "Completed")
-    joined = [f"{v},{','.join(['1'] * 8)},{v}" for v in range(9)]
-    write_transform_output(stack, "abalone", run_id, joined)
+    write_transform_output(stack, "abalone", run_id, PERFECT_OUTPUT)
     transform_changed("abalone", run_id, "Completed")
-    stack.answers["DescribeEndpoint"] = lambda params: (
-        200,
-        {
-            "EndpointName": params["EndpointName"],
-            "EndpointArn": "arn:aws:sagemaker:us-east-1:123456789012:endpoint/xgbp-abalone",
-            "EndpointConfigName": "xgbp-abalone-000000000000",
-            "EndpointStatus": "InService",
-        },
-    )
+    stack.answers["DescribeEndpoint"] = endpoint_answer("InService", "xgbp-abalone-000000000000")
 
     (outcome,) = reconcile(Settings.from_env(), at=later())
 
@@ -141,7 +137,6 @@ def test_a_deployment_the_endpoint_never_took_fails_and_frees_the_endpoint(stack
 
 
 def test_a_second_delivery_during_the_announcement_sends_nothing(stack: Stack) -> None:
-    from tests.integration.flow import training_changed
 
     run_id = start(stack, "abalone", abalone_like(30))
     # Given another invocation is announcing the run's end right now
@@ -163,7 +158,6 @@ def test_a_second_delivery_during_the_announcement_sends_nothing(stack: Stack) -
 
 
 def test_an_event_for_an_unknown_run_records_nothing(stack: Stack) -> None:
-    from tests.integration.flow import training_changed
 
     outcome = training_changed("abalone", "0123456789ab", "Failed", FailureReason="boom")
 

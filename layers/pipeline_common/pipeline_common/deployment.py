@@ -8,9 +8,9 @@ from typing import Any
 from pipeline_common import clients, storage
 from pipeline_common.config import Settings
 from pipeline_common.gate import GateDecision, decide
-from pipeline_common.lifecycle import conclude, unless_completed
+from pipeline_common.lifecycle import completed_job, conclude
 from pipeline_common.metrics import EvaluationError, evaluate_joined_output
-from pipeline_common.naming import RunRef, endpoint_name, parse_job_name
+from pipeline_common.naming import RunRef, endpoint_name
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.problem import ProblemType
@@ -27,19 +27,10 @@ _BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
 
 
 def on_transform_job_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome:
-    name = str(detail.get("TransformJobName", ""))
-    ref = parse_job_name(settings.job_prefix, name)
-    if ref is None:
-        return Outcome("ignored", detail=f"{name} is not a job of this stack")
-    runs = RunsTable(settings.runs_table)
-    unfinished = unless_completed(
-        settings, runs, ref, "batch transform", detail, "TransformJobStatus"
-    )
-    if unfinished:
-        return unfinished
-    run = runs.get(ref)
-    if run is None or run.get("stage") != Stage.TRANSFORMING:
-        return Outcome("duplicate", ref.model, ref.run_id, "the run is not waiting for scoring")
+    job = completed_job(settings, detail, "Transform", "batch transform", Stage.TRANSFORMING)
+    if isinstance(job, Outcome):
+        return job
+    ref, runs, run = job.ref, job.runs, job.run
     endpoint = endpoint_name(settings.job_prefix, ref.model)
     busy = _busy(runs, ref, describe_endpoint(endpoint))
     if busy:

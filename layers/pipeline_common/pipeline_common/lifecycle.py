@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline_common.config import Settings
-from pipeline_common.naming import RunRef
+from pipeline_common.naming import RunRef, parse_job_name
 from pipeline_common.notifications import notify
 from pipeline_common.observability import logger, metrics
 from pipeline_common.outcome import Outcome
-from pipeline_common.runs import RunsTable, Status
+from pipeline_common.runs import RunsTable, Stage, Status
 
 _ENDED_JOB = {"Failed": Status.FAILED, "Stopped": Status.STOPPED}
 _METRIC = {
@@ -55,19 +56,36 @@ def conclude(
     return Outcome(str(run["status"]), ref.model, ref.run_id, str(run.get("reason", reason)))
 
 
-def unless_completed(
-    settings: Settings,
-    runs: RunsTable,
-    ref: RunRef,
-    step: str,
-    detail: Mapping[str, Any],
-    status_field: str,
-) -> Outcome | None:
-    """A job's Failed or Stopped ends the run; other states are ignored; None when Completed."""
-    status = str(detail.get(status_field, ""))
+@dataclass(frozen=True)
+class CompletedJob:
+    """A Completed job event that the run it names is waiting for."""
+
+    name: str
+    ref: RunRef
+    runs: RunsTable
+    run: dict[str, Any]
+
+
+def completed_job(
+    settings: Settings, detail: Mapping[str, Any], kind: str, step: str, waiting_stage: Stage
+) -> CompletedJob | Outcome:
+    """Read a `<kind>Job State Change` detail: the run to advance, or how the event ends.
+
+    Failed or Stopped ends the run; other states, jobs of other stacks and runs not in
+    `waiting_stage` (a duplicate or late event) are ignored.
+    """
+    name = str(detail.get(f"{kind}JobName", ""))
+    ref = parse_job_name(settings.job_prefix, name)
+    if ref is None:
+        return Outcome("ignored", detail=f"{name} is not a job of this stack")
+    runs = RunsTable(settings.runs_table)
+    status = str(detail.get(f"{kind}JobStatus", ""))
     if status in _ENDED_JOB:
         reason = detail.get("FailureReason") or f"the {step} job was {status.lower()}"
         return conclude(settings, runs, ref, _ENDED_JOB[status], f"{step} failed: {reason}")
     if status != "Completed":
         return Outcome("ignored", ref.model, ref.run_id, f"the {step} job is {status}")
-    return None
+    run = runs.get(ref)
+    if run is None or run.get("stage") != waiting_stage:
+        return Outcome("duplicate", ref.model, ref.run_id, f"the run is not waiting for {step}")
+    return CompletedJob(name, ref, runs, run)

@@ -21,7 +21,7 @@ from pipeline_common.lifecycle import conclude
 from pipeline_common.naming import RunRef, job_name
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
-from pipeline_common.runs import RunsTable, Stage, Status
+from pipeline_common.runs import RunsTable, Stage, Status, stamp
 from pipeline_common.sagemaker_calls import describe_endpoint, not_found
 from pipeline_common.transform import on_training_job_change
 
@@ -32,11 +32,10 @@ STALE_AFTER = timedelta(minutes=15)
 
 def reconcile(settings: Settings, at: datetime | None = None) -> list[Outcome]:
     runs = RunsTable(settings.runs_table)
-    cutoff = (at or datetime.now(UTC)) - STALE_AFTER
+    cutoff = stamp((at or datetime.now(UTC)) - STALE_AFTER)
     outcomes = []
     for run in runs.unsettled():
-        updated = datetime.fromisoformat(str(run["updated_at"]).replace("Z", "+00:00"))
-        if updated > cutoff:
+        if str(run["updated_at"]) > cutoff:
             continue
         try:
             outcomes.append(reconcile_run(settings, runs, run))

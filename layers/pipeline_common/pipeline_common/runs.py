@@ -41,8 +41,13 @@ class Status(StrEnum):
     STOPPED = "stopped"
 
 
+def stamp(moment: datetime) -> str:
+    """The table's timestamps: ISO 8601 UTC, so they also order as strings."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return stamp(datetime.now(UTC))
 
 
 def to_item(value: Any) -> Any:
@@ -183,13 +188,13 @@ class RunsTable:
 
     def claim_notification(self, ref: RunRef) -> bool:
         """One invocation announces an ended run; a claim older than five minutes has died."""
-        expired = (datetime.now(UTC) - _NOTIFY_CLAIM_TTL).isoformat(timespec="milliseconds")
+        expired = stamp(datetime.now(UTC) - _NOTIFY_CLAIM_TTL)
         return self._conditionally(
             Key={"model": ref.model, "run_id": ref.run_id},
             UpdateExpression="SET notifying_at = :now",
             ConditionExpression="attribute_not_exists(notified_at) AND "
             "(attribute_not_exists(notifying_at) OR notifying_at < :expired)",
-            ExpressionAttributeValues={":now": now(), ":expired": expired.replace("+00:00", "Z")},
+            ExpressionAttributeValues={":now": now(), ":expired": expired},
         )
 
     def mark_notified(self, ref: RunRef) -> None:
