@@ -77,7 +77,9 @@ class Stack:
             time.sleep(0.2)
 
 
-@pytest.fixture(scope="session")
+# Per module, not per session: with xdist a worker runs other files between ours, and those
+# may start their own moto in this process, which shares state with ours.
+@pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     state_dir = tmp_path_factory.mktemp("local-cloud")
     with pytest.MonkeyPatch.context() as environment:

@@ -174,3 +174,16 @@ def test_api_gateway_serves_the_template_routes(cloud: LocalCloud) -> None:
     )
     with urllib.request.urlopen(request) as response:
         assert json.loads(response.read()) == {"seen": "/models/abalone"}
+
+
+def test_a_second_cloud_in_one_process_is_refused(cloud: LocalCloud, tmp_path: Path) -> None:
+    second = LocalCloud(
+        cloud.template_path,
+        tmp_path / "second",
+        ports=Ports(0, 0, 0, 0),
+        sagemaker_factory=NoSageMaker,
+    )
+    with pytest.raises(RuntimeError, match="already running in this process"):
+        second.start()
+
+    assert client(cloud, "s3").head_bucket(Bucket=cloud.bucket)

@@ -34,6 +34,10 @@ from xgbpipe.local.wiring import EventRule, Wiring, load_wiring
 
 log = logging.getLogger(__name__)
 
+# moto keeps its backends per process, not per server: two clouds in one process would share
+# queues of the same names and steal each other's messages, so only one may run at a time.
+_RUNNING = threading.Lock()
+
 
 class Service(Protocol):
     url: str
@@ -132,8 +136,15 @@ class LocalCloud:
         self.event_queue_urls: dict[str, str] = {}
         self.notification_queue_urls: dict[str, str] = {}
         self.api_key = ""
+        self._holds_lock = False
 
     def start(self) -> None:
+        if not _RUNNING.acquire(blocking=False):
+            raise RuntimeError(
+                "a local cloud is already running in this process; stop it first "
+                "(moto's state is per process, so two would share their resources)"
+            )
+        self._holds_lock = True
         try:
             self._start()
         except BaseException:
@@ -147,7 +158,7 @@ class LocalCloud:
         self._moto = ThreadedMotoServer(self.host, self.ports.services, verbose=False)
         self._moto.start()
         services_url = _url(*self._moto.get_host_and_port())
-        # moto keeps its state per process, not per server: a new cloud starts empty.
+        # A previous cloud of this process may have left moto's shared state: start empty.
         reset = urllib.request.Request(f"{services_url}/moto-api/reset", method="POST")  # noqa: S310
         urllib.request.urlopen(reset).close()  # noqa: S310 - our own http URL
         self.wiring = wiring = load_wiring(
@@ -198,6 +209,9 @@ class LocalCloud:
                     part.stop()
                 except Exception:
                     log.exception("could not stop %s", type(part).__name__)
+        if self._holds_lock:
+            self._holds_lock = False
+            _RUNNING.release()
 
     @property
     def runner(self) -> Runner:
