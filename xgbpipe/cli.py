@@ -1,15 +1,20 @@
-"""`xgbpipe`: the local cloud's verbs, data preparation and the demo."""
+"""`xgbpipe`: prepare, upload, watch, predict, report and delete, on AWS or the local cloud."""
 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.live import Live
+from rich.markup import escape
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 from rich.table import Table
 
+from xgbpipe import client
 from xgbpipe.local import control
 from xgbpipe.local.cloud import Ports
 from xgbpipe.local.state import CloudState, shell_exports
@@ -70,7 +75,8 @@ def print_state(state: CloudState) -> None:
 
 
 def fail(error: Exception) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {error}")
+    # One line, however narrow the terminal: scripts grep it, people read it.
+    errors.print(f"[red]error:[/red] {escape(str(error))}", soft_wrap=True)
     return typer.Exit(1)
 
 
@@ -118,8 +124,8 @@ def down(state_dir: StateDir = control.DEFAULT_STATE_DIR) -> None:
         console.print("The local cloud was not running.")
 
 
-@local_app.command()
-def status(state_dir: StateDir = control.DEFAULT_STATE_DIR) -> None:
+@local_app.command("status")
+def local_status(state_dir: StateDir = control.DEFAULT_STATE_DIR) -> None:
     """Say whether the local cloud runs, and where."""
     try:
         state = control.running_state(state_dir)
@@ -162,18 +168,34 @@ def invoke(
 @app.command()
 def prepare(
     raw_csv: Annotated[Path, typer.Argument(help="Raw CSV with a header row.")],
-    out_dir: Annotated[Path, typer.Argument(help="Where train/validation/test.csv go.")],
+    out_dir: Annotated[
+        Path, typer.Argument(help="Where train/validation/test.csv and schema.json go.")
+    ] = Path("prepared"),
     label: Annotated[str | None, typer.Option(help="Label column; default the last.")] = None,
+    objective: Annotated[
+        str | None,
+        typer.Option(help="XGBoost objective; default regression, or classification for text."),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Random seed of the splits.")] = 42,
 ) -> None:
-    """Prepare raw tabular data for the stack: numeric, label first, no header, split 70/30."""
+    """Prepare raw tabular data like the seed: one-hot text columns, label first, 70/30 splits."""
+    from xgbpipe.prepare import PrepareError
     from xgbpipe.prepare import prepare as prepare_data
 
     try:
-        prepared = prepare_data(raw_csv, out_dir, label)
-    except (OSError, ValueError) as error:
+        prepared = prepare_data(raw_csv, out_dir, label, objective, seed)
+    except PrepareError as error:
         raise fail(error) from error
     for name, path in prepared.files().items():
         console.print(f"{name}: {path} ({sum(1 for _ in path.open())} rows)")
+    schema = prepared.schema
+    console.print(
+        f"schema.json: label {schema.label}, objective {schema.objective}, "
+        f"{len(schema.features)} features ({prepared.schema_path})"
+    )
+    if prepared.hyperparameters:
+        console.print(f"hyperparameters.json: {prepared.hyperparameters}")
+    console.print(f"Next: xgbpipe upload {out_dir} --model NAME")
 
 
 @app.command()
@@ -186,8 +208,302 @@ def demo(
 
     try:
         run_demo(console, template, state_dir)
-    except (control.LocalCloudError, DemoError) as error:
+    except (control.LocalCloudError, client.StackError, DemoError) as error:
         raise fail(error) from error
+
+
+# ------------------------------------------------------------- the client's verbs, any stack
+
+StackOption = Annotated[
+    str | None,
+    typer.Option(
+        "--stack",
+        envvar="XGBPIPE_STACK",
+        help="A deployed stack's name; without it, the running local cloud.",
+    ),
+]
+LocalOption = Annotated[bool, typer.Option("--local", help="Use the local cloud.")]
+ProfileOption = Annotated[str | None, typer.Option(help="AWS profile (deployed stacks).")]
+RegionOption = Annotated[str | None, typer.Option(help="AWS region (deployed stacks).")]
+
+
+def connect(
+    stack: str | None, local: bool, profile: str | None, region: str | None, state_dir: Path
+) -> client.Stack:
+    try:
+        return client.find_stack(stack, local, state_dir, profile, region)
+    except client.StackError as error:
+        raise fail(error) from error
+
+
+def describe_metrics(metrics: dict[str, Any] | None) -> str:
+    shown = [f"{k} {v:.4g}" for k, v in (metrics or {}).items() if k != "rows"]
+    return ", ".join(shown)
+
+
+@app.command()
+def upload(
+    directory: Annotated[Path, typer.Argument(help="train/validation/test.csv (from prepare).")],
+    model: Annotated[str, typer.Option(help="The model's name: datasets/<model>/.")],
+    wait: Annotated[bool, typer.Option(help="Wait for the run the drop starts.")] = True,
+    stack: StackOption = None,
+    local: LocalOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    state_dir: StateDir = control.DEFAULT_STATE_DIR,
+) -> None:
+    """Drop a prepared data set into the stack's bucket; prints the run it starts."""
+    target = connect(stack, local, profile, region, state_dir)
+    try:
+        client.check_model_name(model)
+        files = client.drop_files(directory)
+        with Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            console=console,
+            transient=True,
+        ) as progress:
+            tasks = {
+                name: progress.add_task(name, total=path.stat().st_size)
+                for name, path in files.items()
+            }
+            etags = client.upload(
+                target, model, files, lambda name, sent: progress.advance(tasks[name], sent)
+            )
+        console.print(f"Uploaded {', '.join(files)} to s3://{target.bucket}/datasets/{model}/")
+        if not wait:
+            return
+        run = client.run_of_drop(target, model, etags)
+    except client.StackError as error:
+        raise fail(error) from error
+    console.print(f"Run [bold]{run['run_id']}[/bold]: {run.get('stage')}, {run.get('status')}")
+    console.print(f"Follow it: xgbpipe status {model} --watch")
+
+
+@app.command()
+def status(
+    model: Annotated[str | None, typer.Argument(help="A model; without it, all models.")] = None,
+    watch: Annotated[bool, typer.Option(help="Follow the latest run until it ends.")] = False,
+    run: Annotated[str | None, typer.Option(help="The run to follow; default the latest.")] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds --watch waits.")] = 3600.0,
+    stack: StackOption = None,
+    local: LocalOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    state_dir: StateDir = control.DEFAULT_STATE_DIR,
+) -> None:
+    """Runs and their stages; --watch follows one until it ends (non-zero unless deployed)."""
+    target = connect(stack, local, profile, region, state_dir)
+    try:
+        if model is None:
+            if watch:
+                raise client.StackError("--watch follows one model's run: give MODEL")
+            show_models(client.list_models(target))
+            return
+        if not watch:
+            show_runs(model, client.list_runs(target, model))
+            return
+        item = client.model_item(target, model)
+        run_id = run or (item or {}).get("latest_run_id")
+        if not run_id:
+            raise client.StackError(f"model {model} has no runs; upload a drop first")
+        ended = follow(target, model, str(run_id), timeout)
+    except client.StackError as error:
+        raise fail(error) from error
+    if ended.get("status") != "deployed":
+        raise typer.Exit(1)
+
+
+def show_models(models: list[dict[str, Any]]) -> None:
+    table = Table(title="Models")
+    for column in ("model", "live version", "live metrics", "latest run", "deploying"):
+        table.add_column(column)
+    for item in models:
+        live = item.get("live") or {}
+        table.add_row(
+            str(item["model"]),
+            str(live.get("run_id", "-")),
+            describe_metrics(live.get("metrics")),
+            str(item.get("latest_run_id", "-")),
+            str(item.get("deploying_run_id", "")),
+        )
+    console.print(table if models else "No models yet: xgbpipe upload DIR --model NAME")
+
+
+def show_runs(model: str, runs: list[dict[str, Any]]) -> None:
+    if not runs:
+        raise client.StackError(f"there is no model named {model} (or it has no runs yet)")
+    table = Table(title=f"Runs of {model}, newest first")
+    for column in ("run", "stage", "status", "test metrics", "started", "reason"):
+        table.add_column(column, overflow="fold")
+    for item in runs:
+        table.add_row(
+            str(item["run_id"]),
+            str(item.get("stage", "")),
+            str(item.get("status", "")),
+            describe_metrics(item.get("metrics")),
+            str(item.get("created_at", "")),
+            str(item.get("reason", "")),
+        )
+    console.print(table)
+
+
+def follow(target: client.Stack, model: str, run_id: str, timeout: float) -> dict[str, Any]:
+    """A live view of the run's stages until it ends."""
+    state: dict[str, Any] = {}
+
+    def render() -> Table:
+        table = Table(title=f"{model} run {run_id}", show_header=False, box=None)
+        stage = state.get("stage", "validating")
+        reached = client.STAGES.index(stage) if stage in client.STAGES else 0
+        for index, name in enumerate(client.STAGES[:-1]):
+            mark = "[green]done[/green]" if index < reached else ""
+            if index == reached and stage != "done":
+                mark = "[yellow]running...[/yellow]"
+            table.add_row(name, mark)
+        if stage == "done":
+            colour = "green" if state.get("status") == "deployed" else "red"
+            table.add_row("result", f"[{colour}]{state.get('status')}[/{colour}]")
+            table.add_row("reason", str(state.get("reason", "")))
+            if state.get("metrics"):
+                table.add_row("test metrics", describe_metrics(state["metrics"]))
+        return table
+
+    with Live(render(), console=console, refresh_per_second=4, transient=False) as live:
+
+        def on_change(run: dict[str, Any]) -> None:
+            state.clear()
+            state.update(run)
+            live.update(render())
+
+        ended = client.watch(target, model, run_id, on_change, timeout)
+    console.line()
+    return ended
+
+
+@app.command()
+def predict(
+    model: Annotated[str, typer.Argument(help="The model to ask.")],
+    source: Annotated[
+        str, typer.Argument(help="CSV or JSON rows, JSON records; a file or - for stdin.")
+    ] = "-",
+    schema: Annotated[
+        Path | None,
+        typer.Option(help="schema.json for named features; default the model's uploaded one."),
+    ] = None,
+    stack: StackOption = None,
+    local: LocalOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    state_dir: StateDir = control.DEFAULT_STATE_DIR,
+) -> None:
+    """Predictions from the live model, one line per row; large inputs go in batches."""
+    from xgbpipe.prepare import PrepareError, Schema
+
+    target = connect(stack, local, profile, region, state_dir)
+    try:
+        text = sys.stdin.read() if source == "-" else Path(source).read_text()
+    except OSError as error:
+        raise fail(error) from error
+
+    def encode(records: list[dict[str, Any]]) -> list[list[float | None]]:
+        if schema is not None:
+            return Schema.load(schema).encode(records)
+        uploaded = client.read_object(target, f"datasets/{model}/schema.json")
+        if uploaded is None:
+            raise client.StackError(
+                f"model {model} has no schema.json in its drop; pass --schema PATH"
+            )
+        return Schema(**json.loads(uploaded)).encode(records)
+
+    try:
+        rows = client.read_rows(text, encode)
+        predictions = client.predict(target, model, rows)
+    except (client.StackError, PrepareError) as error:
+        raise fail(error) from error
+    for value in predictions:
+        typer.echo(",".join(map(str, value)) if isinstance(value, list) else str(value))
+
+
+@app.command()
+def report(
+    run: Annotated[str, typer.Argument(help="The run id (xgbpipe status MODEL lists them).")],
+    model: Annotated[str | None, typer.Option(help="The run's model (faster lookup).")] = None,
+    out: Annotated[
+        Path | None, typer.Option(help="Where the files go; default report-RUN/.")
+    ] = None,
+    schema: Annotated[
+        Path | None, typer.Option(help="schema.json naming the features; default the drop's.")
+    ] = None,
+    stack: StackOption = None,
+    local: LocalOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    state_dir: StateDir = control.DEFAULT_STATE_DIR,
+) -> None:
+    """A PNG and a self-contained HTML of how good the run's model is."""
+    from xgbpipe.prepare import PrepareError, Schema
+    from xgbpipe.report import ReportError, ReportInputs, write_report
+
+    target = connect(stack, local, profile, region, state_dir)
+    out_dir = out or Path(f"report-{run}")
+    try:
+        record = client.find_run(target, run, model)
+        files = client.download_run(target, record, out_dir / "data")
+        if schema is not None:
+            names: list[str] | None = Schema.load(schema).features
+        else:
+            uploaded = client.read_object(target, f"datasets/{record['model']}/schema.json")
+            names = Schema(**json.loads(uploaded)).features if uploaded else None
+        if names is not None and len(names) != int(record.get("num_features", 0)):
+            names = None  # the drop's schema belongs to another shape of data
+        written = write_report(
+            ReportInputs(
+                title=f"{record['model']}, run {run}",
+                joined_output=files.joined_output,
+                model_file=files.model_file,
+                objective=str(record.get("objective", "reg:squarederror")),
+                num_features=int(record["num_features"]),
+                metrics=record.get("metrics") or {},
+                train=files.train,
+                validation=files.validation,
+                feature_names=names,
+                num_class=record.get("num_class"),
+            ),
+            out_dir,
+        )
+    except (client.StackError, PrepareError, ReportError) as error:
+        raise fail(error) from error
+    console.print(f"Report of run {run}: {written.png} and {written.html}")
+
+
+@app.command()
+def delete(
+    model: Annotated[str, typer.Argument(help="The model whose endpoint goes.")],
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
+    stack: StackOption = None,
+    local: LocalOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    state_dir: StateDir = control.DEFAULT_STATE_DIR,
+) -> None:
+    """Delete the model's endpoint, its config and model (the seed's last step); data stays."""
+    target = connect(stack, local, profile, region, state_dir)
+    try:
+        plan = client.deletion_plan(target, model)
+        console.print(
+            f"This deletes endpoint {plan.endpoint}, endpoint config {plan.endpoint_config}"
+            + (f" and model {plan.sagemaker_model}" if plan.sagemaker_model else "")
+            + f". The runs and their data stay in s3://{target.bucket}/runs/{model}/."
+        )
+        if not yes and not typer.confirm("Delete?"):
+            raise typer.Exit(1)
+        client.delete(target, plan)
+    except client.StackError as error:
+        raise fail(error) from error
+    console.print(f"Deleted the endpoint of {model}; predictions answer 404 until a new deploy.")
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""One local cloud per session, wired from the real template.yaml, running the real functions."""
+"""One local cloud per test module, wired from the real template.yaml, running the real code."""
 
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -13,9 +14,10 @@ import boto3
 import pandas as pd
 import pytest
 
-from xgbpipe.demo import ModelApi
+from xgbpipe.client import ModelApi
 from xgbpipe.local.cloud import LocalCloud, Ports
 from xgbpipe.local.runner import DUMMY_CREDENTIALS
+from xgbpipe.local.state import StateFiles
 from xgbpipe.prepare import prepare, split, to_builtin_format
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -88,9 +90,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             environment.setenv(name, value)
         cloud = LocalCloud(ROOT / "template.yaml", state_dir, ports=Ports(0, 0, 0, 0))
         cloud.start()
+        # As the supervisor does, so the client's verbs find this cloud with --state-dir.
+        files = StateFiles(state_dir)
+        files.publish(cloud.state(os.getpid()))
         try:
             yield Stack(cloud, ModelApi(cloud.api_url, cloud.api_key), state_dir)
         finally:
+            files.remove_runtime_files()
             cloud.stop()
 
 
@@ -107,7 +113,7 @@ def abalone_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def old_abalone_files() -> dict[str, str]:
     """Binary classification: is an abalone older than 9 rings?"""
-    frame = to_builtin_format(pd.read_csv(ABALONE), "rings")
+    frame, _ = to_builtin_format(pd.read_csv(ABALONE), "rings")
     frame["rings"] = (frame["rings"] > 9).astype(int)
     train, validation, test = split(frame)
     hyperparameters = {"objective": "binary:logistic", "eval_metric": "auc"}

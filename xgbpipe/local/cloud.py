@@ -30,6 +30,7 @@ from moto.server import ThreadedMotoServer
 from xgbpipe.local.apigateway import ApiGateway
 from xgbpipe.local.lambda_api import LambdaApi
 from xgbpipe.local.runner import DUMMY_CREDENTIALS, Endpoints, Runner, aws_environment
+from xgbpipe.local.state import CloudState
 from xgbpipe.local.wiring import EventRule, Wiring, load_wiring
 
 log = logging.getLogger(__name__)
@@ -256,7 +257,24 @@ class LocalCloud:
             "XGBPIPE_BUCKET": self.bucket,
             "XGBPIPE_API_URL": self.api_url,
             "XGBPIPE_API_KEY": self.api_key,
+            "XGBPIPE_RUNS_TABLE": self.wiring.tables[0].name if self.wiring.tables else "",
         }
+
+    def state(self, pid: int) -> CloudState:
+        """What clients need to find this cloud, run by process `pid`."""
+        assert self.endpoints is not None
+        return CloudState(
+            pid=pid,
+            template=str(self.template_path.resolve()),
+            parameter_overrides=self.parameter_overrides,
+            services_url=self.endpoints.services,
+            sagemaker_url=self.endpoints.sagemaker,
+            lambda_url=self.endpoints.lambda_api or "",
+            api_url=self.api_url,
+            environment=self.environment(),
+            failed_events_queue_url=self.queue_urls.get("FailedEventsQueue", ""),
+            notification_queue_urls=self.notification_queue_urls,
+        )
 
     def _make_sagemaker(self, services_url: str, wiring: Wiring) -> Service:
         factory = self.sagemaker_factory

@@ -58,6 +58,12 @@ class StateFiles:
         partial.write_text(json.dumps(asdict(state), indent=2))
         partial.replace(self.state)
 
+    def publish(self, state: CloudState) -> None:
+        """Tell clients where the cloud of process `state.pid` listens."""
+        self.pid.write_text(f"{state.pid}\n")
+        self.env_sh.write_text(shell_exports(state.environment))
+        self.write_state(state)
+
     def read_state(self) -> CloudState | None:
         try:
             return CloudState(**json.loads(self.state.read_text()))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from xgbpipe.local.cloud import LocalCloud, Ports
 from xgbpipe.local.runner import DUMMY_CREDENTIALS
-from xgbpipe.local.state import CloudState, StateFiles, shell_exports
+from xgbpipe.local.state import StateFiles
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,23 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     )
     try:
         cloud.start()
-        environment = cloud.environment()
-        assert cloud.endpoints is not None
-        state = CloudState(
-            pid=os.getpid(),
-            template=str(args.template.resolve()),
-            parameter_overrides=args.parameter_overrides,
-            services_url=cloud.endpoints.services,
-            sagemaker_url=cloud.endpoints.sagemaker,
-            lambda_url=cloud.endpoints.lambda_api or "",
-            api_url=cloud.api_url,
-            environment=environment,
-            failed_events_queue_url=cloud.queue_urls.get("FailedEventsQueue", ""),
-            notification_queue_urls=cloud.notification_queue_urls,
-        )
-        files.env_sh.write_text(shell_exports(environment))
-        files.write_state(state)
-        logging.info("local cloud ready: %s", json.dumps(environment))
+        state = cloud.state(os.getpid())
+        files.publish(state)
+        logging.info("local cloud ready: %s", json.dumps(state.environment))
         stop.wait()
     finally:
         logging.info("stopping the local cloud")

@@ -1,0 +1,594 @@
+"""The client's side of a stack, deployed on AWS (found by its name) or the local cloud.
+
+Uploads go to the data bucket, runs are read from the Runs table, predictions go through the
+prediction API, and `delete` removes the endpoint the way the seed's last step does; the stack's
+track_endpoint function then takes the model off the live record.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import re
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import boto3
+from boto3.dynamodb.conditions import Attr, Key
+from botocore.exceptions import BotoCoreError, ClientError
+
+from xgbpipe.local import control
+
+MODEL_ITEM = "_model"
+DATA_FILES = ("train.csv", "validation.csv", "test.csv")
+EXTRA_FILES = ("schema.json", "hyperparameters.json")
+STAGES = ("validating", "training", "transforming", "evaluating", "deploying", "done")
+# Requests stay under the API's limits (10,000 rows, 5 MB of body) with room to spare.
+BATCH_ROWS = 5_000
+BATCH_BYTES = 4_000_000
+_MODEL_NAME = re.compile(r"^[a-z0-9](?:-?[a-z0-9])*$")
+_MODEL_NAME_RULE = "lower-case letters, digits and single hyphens, at most 32 characters"
+
+
+class StackError(RuntimeError):
+    """Anything the client cannot do; the message is one line that says what to fix."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Where a stack's parts are, and the credentials to reach them."""
+
+    name: str
+    bucket: str
+    api_url: str
+    api_key: str
+    runs_table: str
+    session: boto3.Session
+    # Service -> endpoint URL for the local cloud; empty on AWS.
+    endpoints: Mapping[str, str] = field(default_factory=dict)
+
+    def client(self, service: str) -> Any:
+        endpoint = self.endpoints.get(service, self.endpoints.get("*"))
+        return self.session.client(service, endpoint_url=endpoint)  # type: ignore[call-overload]
+
+    def table(self) -> Any:
+        endpoint = self.endpoints.get("dynamodb", self.endpoints.get("*"))
+        return self.session.resource("dynamodb", endpoint_url=endpoint).Table(self.runs_table)
+
+    @property
+    def api(self) -> ModelApi:
+        return ModelApi(self.api_url, self.api_key)
+
+
+def find_stack(
+    stack_name: str | None,
+    local: bool,
+    state_dir: Path = control.DEFAULT_STATE_DIR,
+    profile: str | None = None,
+    region: str | None = None,
+) -> Stack:
+    """The deployed stack named, else the local cloud (asked for, or found running)."""
+    if stack_name and not local:
+        return deployed_stack(stack_name, profile, region)
+    try:
+        state = control.running_state(state_dir)
+    except control.LocalCloudError as error:
+        if local:
+            raise StackError(f"{error}; start it with `xgbpipe local up`") from None
+        raise StackError(
+            "no stack given and no local cloud running: pass --stack NAME for a deployed "
+            "stack, or start the local cloud with `xgbpipe local up`"
+        ) from None
+    environment = state.environment
+    session = boto3.Session(
+        region_name=environment["AWS_REGION"],
+        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
+    )
+    endpoints = {
+        "*": environment["AWS_ENDPOINT_URL"],
+        "sagemaker": environment["AWS_ENDPOINT_URL_SAGEMAKER"],
+        "sagemaker-runtime": environment["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"],
+    }
+    return Stack(
+        name="local",
+        bucket=environment["XGBPIPE_BUCKET"],
+        api_url=environment["XGBPIPE_API_URL"],
+        api_key=environment["XGBPIPE_API_KEY"],
+        runs_table=environment["XGBPIPE_RUNS_TABLE"],
+        session=session,
+        endpoints=endpoints,
+    )
+
+
+def deployed_stack(name: str, profile: str | None, region: str | None) -> Stack:
+    """A stack deployed with `sam deploy`, found through its CloudFormation outputs."""
+    try:
+        session = boto3.Session(profile_name=profile, region_name=region)
+        described = session.client("cloudformation").describe_stacks(StackName=name)
+        outputs = {
+            output["OutputKey"]: output["OutputValue"]
+            for output in described["Stacks"][0].get("Outputs", [])
+        }
+        missing = {"DataBucketName", "ApiUrl", "ApiKeyId", "RunsTableName"} - set(outputs)
+        if missing:
+            raise StackError(
+                f"stack {name} has no output {', '.join(sorted(missing))}: is it an xgbpipe stack?"
+            )
+        key = session.client("apigateway").get_api_key(
+            apiKey=outputs["ApiKeyId"], includeValue=True
+        )
+    except ClientError as error:
+        raise StackError(f"cannot read stack {name}: {_aws_message(error)}") from None
+    except BotoCoreError as error:
+        raise StackError(f"cannot reach AWS for stack {name}: {error}") from None
+    return Stack(
+        name=name,
+        bucket=outputs["DataBucketName"],
+        api_url=outputs["ApiUrl"],
+        api_key=key["value"],
+        runs_table=outputs["RunsTableName"],
+        session=session,
+    )
+
+
+def _aws_message(error: ClientError) -> str:
+    details = error.response.get("Error", {})
+    return f"{details.get('Code', 'error')}: {details.get('Message', '')}".rstrip(": ")
+
+
+def check_model_name(model: str) -> None:
+    """The stack's own rule, checked here so a bad name fails before anything is uploaded."""
+    if len(model) > 32 or not _MODEL_NAME.match(model):
+        raise StackError(f"model name {model!r} must be {_MODEL_NAME_RULE}")
+
+
+class ModelApi:
+    """The stack's prediction API: GET /models/{model}, POST /models/{model}/predictions."""
+
+    def __init__(self, api_url: str, api_key: str) -> None:
+        self.api_url = api_url
+        self.api_key = api_key
+
+    def describe(self, model: str) -> dict[str, Any] | None:
+        status, body = self._call("GET", f"/models/{model}")
+        if status == 404:
+            return None
+        if status != 200:
+            raise StackError(f"GET /models/{model} answered {status}: {_message(body)}")
+        return dict(body)
+
+    def predict(self, model: str, rows: Sequence[Sequence[float | None]]) -> dict[str, Any]:
+        status, body = self._call(
+            "POST", f"/models/{model}/predictions", {"instances": [list(r) for r in rows]}
+        )
+        if status != 200:
+            raise StackError(f"the API answered {status}: {_message(body)}")
+        return dict(body)
+
+    def _call(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
+        request = urllib.request.Request(  # noqa: S310 - the API URL is http(s) by construction
+            f"{self.api_url}{path}",
+            method=method,
+            data=None if payload is None else json.dumps(payload).encode(),
+            headers={"x-api-key": self.api_key, "Content-Type": "application/json"},
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as error:
+            text = error.read()
+            try:
+                return error.code, json.loads(text or b"null")
+            except ValueError:
+                return error.code, text.decode(errors="replace")
+        except (urllib.error.URLError, OSError) as error:
+            raise StackError(
+                f"cannot reach the prediction API at {self.api_url}: {error}"
+            ) from None
+
+
+def _message(body: Any) -> str:
+    return str(body.get("message", body)) if isinstance(body, dict) else str(body)
+
+
+def plain(value: Any) -> Any:
+    """DynamoDB's Decimals as ints and floats."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def _aws(action: str, call: Callable[[], Any]) -> Any:
+    try:
+        return call()
+    except ClientError as error:
+        raise StackError(f"{action}: {_aws_message(error)}") from None
+    except BotoCoreError as error:
+        raise StackError(f"{action}: {error}") from None
+
+
+# ------------------------------------------------------------------ runs
+
+
+def list_models(stack: Stack) -> list[dict[str, Any]]:
+    table = stack.table()
+    items: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"FilterExpression": Attr("run_id").eq(MODEL_ITEM)}
+    while True:
+        page = _aws("cannot read the Runs table", lambda: table.scan(**request))
+        items.extend(plain(item) for item in page["Items"])
+        if "LastEvaluatedKey" not in page:
+            return sorted(items, key=lambda item: str(item["model"]))
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def model_item(stack: Stack, model: str) -> dict[str, Any] | None:
+    table = stack.table()
+    found = _aws(
+        "cannot read the Runs table",
+        lambda: table.get_item(Key={"model": model, "run_id": MODEL_ITEM}),
+    )
+    return plain(found["Item"]) if "Item" in found else None
+
+
+def list_runs(stack: Stack, model: str) -> list[dict[str, Any]]:
+    """The model's runs, newest first."""
+    table = stack.table()
+    items: list[dict[str, Any]] = []
+    request: dict[str, Any] = {"KeyConditionExpression": Key("model").eq(model)}
+    while True:
+        page = _aws("cannot read the Runs table", lambda: table.query(**request))
+        items.extend(plain(i) for i in page["Items"] if i["run_id"] != MODEL_ITEM)
+        if "LastEvaluatedKey" not in page:
+            break
+        request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    return sorted(items, key=lambda item: str(item.get("created_at", "")), reverse=True)
+
+
+def find_run(stack: Stack, run_id: str, model: str | None = None) -> dict[str, Any]:
+    table = stack.table()
+    if model:
+        found = _aws(
+            "cannot read the Runs table",
+            lambda: table.get_item(Key={"model": model, "run_id": run_id}),
+        )
+        if "Item" in found:
+            return dict(plain(found["Item"]))
+    else:
+        request: dict[str, Any] = {"FilterExpression": Attr("run_id").eq(run_id)}
+        while True:
+            page = _aws("cannot read the Runs table", lambda: table.scan(**request))
+            if page["Items"]:
+                return dict(plain(page["Items"][0]))
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    raise StackError(f"there is no run {run_id}; `xgbpipe status MODEL` lists the runs")
+
+
+def is_finished(run: Mapping[str, Any], model: Mapping[str, Any] | None) -> bool:
+    """Done, and when deployed, also the live version (the record's last write)."""
+    if run.get("stage") != "done":
+        return False
+    live = (model or {}).get("live") or {}
+    return run.get("status") != "deployed" or live.get("run_id") == run.get("run_id")
+
+
+def watch(
+    stack: Stack,
+    model: str,
+    run_id: str,
+    on_change: Callable[[dict[str, Any]], None],
+    timeout: float,
+    interval: float = 0.5,
+) -> dict[str, Any]:
+    """Follow a run until it ends; `on_change` sees each new state of its record."""
+    deadline = time.monotonic() + timeout
+    shown: tuple[Any, ...] = ()
+    while True:
+        run = find_run(stack, run_id, model)
+        state = (run.get("stage"), run.get("status"), run.get("updated_at"))
+        if state != shown:
+            shown = state
+            on_change(run)
+        if is_finished(run, model_item(stack, model)):
+            return run
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"run {run_id} is still {run.get('stage')} after {timeout:.0f}s; "
+                f"`xgbpipe status {model} --watch` follows it on"
+            )
+        time.sleep(interval)
+
+
+# ------------------------------------------------------------------ upload
+
+
+def drop_files(directory: Path) -> dict[str, Path]:
+    """The files of DIR that make a drop: the three CSVs, and schema/hyperparameters if there."""
+    if not directory.is_dir():
+        raise StackError(f"{directory} is not a directory; `xgbpipe prepare` writes one")
+    missing = [name for name in DATA_FILES if not (directory / name).is_file()]
+    if missing:
+        raise StackError(
+            f"{directory} has no {', '.join(missing)}; a drop needs train.csv, validation.csv "
+            "and test.csv (`xgbpipe prepare` writes them)"
+        )
+    present = [name for name in EXTRA_FILES if (directory / name).is_file()]
+    # The CSVs last: each one's arrival checks whether the drop is complete.
+    return {name: directory / name for name in (*present, *DATA_FILES)}
+
+
+def upload(
+    stack: Stack,
+    model: str,
+    files: Mapping[str, Path],
+    progress: Callable[[str, int], None] | None = None,
+) -> dict[str, str]:
+    """Put the files under datasets/<model>/; returns each file's ETag as S3 recorded it."""
+    check_model_name(model)
+    s3 = stack.client("s3")
+    etags = {}
+    for name, path in files.items():
+        key = f"datasets/{model}/{name}"
+        callback = None
+        if progress is not None:
+            callback = functools.partial(progress, name)
+        try:
+            s3.upload_file(str(path), stack.bucket, key, Callback=callback)
+            etags[name] = str(s3.head_object(Bucket=stack.bucket, Key=key)["ETag"]).strip('"')
+        except ClientError as error:
+            raise StackError(
+                f"cannot upload {path} to s3://{stack.bucket}/{key}: {_aws_message(error)}"
+            ) from None
+        except (BotoCoreError, OSError) as error:
+            raise StackError(f"cannot upload {path}: {error}") from None
+    return etags
+
+
+def run_of_drop(
+    stack: Stack, model: str, etags: Mapping[str, str], timeout: float = 60.0
+) -> dict[str, Any]:
+    """The run the stack started for these uploads (or the earlier run of the same files)."""
+    wanted = {name: etag for name, etag in etags.items() if name in DATA_FILES}
+    deadline = time.monotonic() + timeout
+    while True:
+        for run in list_runs(stack, model):
+            inputs = run.get("inputs") or {}
+            recorded = {
+                name: str((inputs.get(name) or {}).get("etag", "")).strip('"') for name in wanted
+            }
+            if recorded == wanted:
+                return run
+        if time.monotonic() > deadline:
+            raise StackError(
+                f"the upload started no run within {timeout:.0f}s; check the StartTraining "
+                "function's log (locally: .local-cloud/logs/)"
+            )
+        time.sleep(0.5)
+
+
+# ------------------------------------------------------------------ predict
+
+
+def read_rows(
+    text: str, encode: Callable[[list[dict[str, Any]]], list[list[float | None]]] | None
+) -> list[list[float | None]]:
+    """CSV rows, JSON rows ({"instances": [...]} or a list), or JSON records of named features."""
+    stripped = text.lstrip()
+    if not stripped:
+        raise StackError("the input is empty; give CSV rows or JSON")
+    if stripped[0] in "[{":
+        try:
+            document = json.loads(text)
+        except ValueError as error:
+            raise StackError(f"the input is not valid JSON: {error}") from None
+        items = document.get("instances") if isinstance(document, dict) else document
+        if not isinstance(items, list) or not items:
+            raise StackError(
+                'JSON input must be a list of rows or records, or {"instances": [...]}'
+            )
+        if all(isinstance(item, dict) for item in items):
+            if encode is None:
+                raise StackError("named-feature records need the model's schema.json (--schema)")
+            return encode(items)
+        if all(isinstance(item, list) for item in items):
+            return [[_value(v, n) for v in item] for n, item in enumerate(items, start=1)]
+        raise StackError("JSON input must be all rows (lists) or all records (objects)")
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
+            rows.append([_value(v.strip() or None, number) for v in line.split(",")])
+    return rows
+
+
+def _value(value: Any, row: int) -> float | None:
+    if value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise StackError(f"row {row}: {value!r} is not a number") from None
+
+
+def batches(rows: Sequence[Sequence[float | None]]) -> Iterator[Sequence[Sequence[float | None]]]:
+    """Consecutive slices of at most BATCH_ROWS rows and about BATCH_BYTES of JSON."""
+    start, size = 0, 0
+    for index, row in enumerate(rows):
+        row_bytes = len(json.dumps(list(row))) + 1
+        if index > start and (index - start >= BATCH_ROWS or size + row_bytes > BATCH_BYTES):
+            yield rows[start:index]
+            start, size = index, 0
+        size += row_bytes
+    if start < len(rows):
+        yield rows[start:]
+
+
+def predict(stack: Stack, model: str, rows: Sequence[Sequence[float | None]]) -> list[Any]:
+    predictions: list[Any] = []
+    for batch in batches(rows):
+        predictions.extend(stack.api.predict(model, batch)["predictions"])
+    return predictions
+
+
+def read_object(stack: Stack, key: str) -> bytes | None:
+    s3 = stack.client("s3")
+    try:
+        body: bytes = s3.get_object(Bucket=stack.bucket, Key=key)["Body"].read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
+            return None
+        raise StackError(f"cannot read s3://{stack.bucket}/{key}: {_aws_message(error)}") from None
+    return body
+
+
+# ------------------------------------------------------------------ report
+
+
+@dataclass(frozen=True)
+class RunFiles:
+    joined_output: Path
+    model_file: Path
+    train: Path | None
+    validation: Path | None
+
+
+def download_run(stack: Stack, run: Mapping[str, Any], directory: Path) -> RunFiles:
+    """The run's transform output, model and training data, for a report."""
+    prefix = f"runs/{run['model']}/{run['run_id']}"
+    job = run.get("training_job")
+    if not job or not run.get("metrics"):
+        raise StackError(
+            f"run {run['run_id']} has no scored test set (it is {run.get('stage')}, "
+            f"{run.get('status')}): only runs that reached evaluation have a report"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    s3 = stack.client("s3")
+
+    def fetch(key: str, target: Path) -> Path:
+        try:
+            s3.download_file(stack.bucket, key, str(target))
+        except ClientError as error:
+            raise StackError(
+                f"cannot download s3://{stack.bucket}/{key}: {_aws_message(error)}"
+            ) from None
+        return target
+
+    def fetch_if_there(key: str, target: Path) -> Path | None:
+        try:
+            return fetch(key, target)
+        except StackError:
+            return None
+
+    return RunFiles(
+        joined_output=fetch(f"{prefix}/transform/test.csv.out", directory / "test.csv.out"),
+        model_file=extract_model(
+            fetch(f"{prefix}/training/{job}/output/model.tar.gz", directory / "model.tar.gz"),
+            directory,
+        ),
+        train=fetch_if_there(f"{prefix}/input/train.csv", directory / "train.csv"),
+        validation=fetch_if_there(f"{prefix}/input/validation.csv", directory / "validation.csv"),
+    )
+
+
+def extract_model(archive: Path, directory: Path) -> Path:
+    """The first regular file of model.tar.gz, as the container picks the model it serves."""
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar.getmembers():
+                name = Path(member.name).name
+                if member.isfile() and not name.startswith("."):
+                    target = directory / "xgboost-model"
+                    source = tar.extractfile(member)
+                    assert source is not None
+                    target.write_bytes(source.read())
+                    return target
+    except tarfile.TarError as error:
+        raise StackError(f"{archive} is not a model.tar.gz: {error}") from None
+    raise StackError(f"{archive} holds no model file")
+
+
+# ------------------------------------------------------------------ delete
+
+
+@dataclass(frozen=True)
+class Deletion:
+    endpoint: str
+    endpoint_config: str
+    sagemaker_model: str | None
+
+
+def deletion_plan(stack: Stack, model: str) -> Deletion:
+    """What `delete` removes: the live endpoint, its config and the SageMaker model it serves."""
+    item = model_item(stack, model)
+    if item is None:
+        raise StackError(f"there is no model named {model}")
+    if item.get("deploying_run_id"):
+        raise StackError(
+            f"run {item['deploying_run_id']} is deploying {model}; delete it once that has ended"
+        )
+    live = item.get("live")
+    if not live:
+        raise StackError(f"model {model} has no endpoint to delete")
+    sagemaker = stack.client("sagemaker")
+    config = str(live["endpoint_config"])
+    try:
+        variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)[
+            "ProductionVariants"
+        ]
+        served: str | None = str(variants[0]["ModelName"])
+    except ClientError:
+        served = None  # the config is gone already; nothing of it is left to delete
+    return Deletion(str(live["endpoint"]), config, served)
+
+
+def delete(stack: Stack, deletion: Deletion, timeout: float = 600.0) -> None:
+    """Delete the endpoint, then (once it is gone) its config and model; what is gone is fine."""
+    sagemaker = stack.client("sagemaker")
+    _ignore_missing(lambda: sagemaker.delete_endpoint(EndpointName=deletion.endpoint))
+    deadline = time.monotonic() + timeout
+    while _exists(lambda: sagemaker.describe_endpoint(EndpointName=deletion.endpoint)):
+        if time.monotonic() > deadline:
+            raise StackError(f"endpoint {deletion.endpoint} is still being deleted")
+        time.sleep(1)
+    _ignore_missing(
+        lambda: sagemaker.delete_endpoint_config(EndpointConfigName=deletion.endpoint_config)
+    )
+    if deletion.sagemaker_model:
+        _ignore_missing(lambda: sagemaker.delete_model(ModelName=deletion.sagemaker_model))
+
+
+def _missing(error: ClientError) -> bool:
+    # SageMaker answers ValidationException "Could not find ..." for unknown resources.
+    message = error.response.get("Error", {}).get("Message", "")
+    return "Could not find" in message or "does not exist" in message
+
+
+def _ignore_missing(call: Callable[[], Any]) -> None:
+    try:
+        call()
+    except ClientError as error:
+        if not _missing(error):
+            raise StackError(_aws_message(error)) from None
+
+
+def _exists(call: Callable[[], Any]) -> bool:
+    try:
+        call()
+    except ClientError as error:
+        if _missing(error):
+            return False
+        raise StackError(_aws_message(error)) from None
+    return True
