@@ -92,7 +92,7 @@ CONFIG_ENV ?= default
 deploy: build ## sam deploy --guided to your AWS account (CONFIG_ENV=prod for production)
 	$(SAM) deploy --guided --config-env $(CONFIG_ENV)
 
-bench: venv ## benchmarks of the local SageMaker and the chain
+bench: venv tools ## benchmarks of the local SageMaker and the chain
 	$(PY) -m benchmarks
 
 clean:

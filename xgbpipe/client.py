@@ -359,7 +359,11 @@ def upload(
 
 
 def run_of_drop(
-    stack: Stack, model: str, etags: Mapping[str, str], timeout: float = 60.0
+    stack: Stack,
+    model: str,
+    etags: Mapping[str, str],
+    timeout: float = 60.0,
+    interval: float = 0.5,
 ) -> dict[str, Any]:
     """The run the stack started for these uploads (or the earlier run of the same files)."""
     wanted = {name: etag for name, etag in etags.items() if name in DATA_FILES}
@@ -377,7 +381,7 @@ def run_of_drop(
                 f"the upload started no run within {timeout:.0f}s; check the StartTraining "
                 "function's log (locally: .local-cloud/logs/)"
             )
-        time.sleep(0.5)
+        time.sleep(interval)
 
 
 # ------------------------------------------------------------------ predict

@@ -14,6 +14,7 @@ import pytest
 from xgbpipe.local.runner import (
     AsyncInvoker,
     Endpoints,
+    FunctionPool,
     FunctionWorker,
     function_environment,
 )
@@ -37,6 +38,14 @@ def lambda_handler(event, context):
         raise ValueError("bad event")
     if event.get("exit"):
         os._exit(3)
+    if event.get("meet"):
+        # Two calls meet only if they run at once: each marks its arrival and looks for the other.
+        mine, other = event["meet"]
+        open(mine, "w").close()
+        deadline = time.monotonic() + event["patience"]
+        while not os.path.exists(other) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return {"pid": os.getpid(), "met": os.path.exists(other)}
     print("this goes to the function's log, not to the protocol")
     return {
         "pid": os.getpid(),
@@ -190,3 +199,39 @@ def test_async_success_is_not_retried(make_worker: Make) -> None:
     invoker.stop()
     assert worker.invoke({}).payload["calls"] == 2
     assert recorded == []
+
+
+@pytest.mark.parametrize("environments", [1, 2])
+def test_overlapping_calls_scale_out_up_to_the_cap(
+    make_worker: Make, tmp_path: Path, environments: int
+) -> None:
+    template = make_worker()
+    pool = FunctionPool(template.function, template.environment, max_environments=environments)
+    first, second = tmp_path / "first", tmp_path / "second"
+    patience = 30.0 if environments == 2 else 0.5
+    results: dict[str, Any] = {}
+
+    def call(name: str, meet: list[str]) -> None:
+        results[name] = pool.invoke({"meet": meet, "patience": patience}).payload
+
+    try:
+        threads = [
+            threading.Thread(target=call, args=("a", [str(first), str(second)])),
+            threading.Thread(target=call, args=("b", [str(second), str(first)])),
+        ]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        pool.stop()
+
+    pids = {results["a"]["pid"], results["b"]["pid"]}
+    if environments == 2:
+        assert results["a"]["met"]
+        assert results["b"]["met"]
+        assert len(pids) == 2
+    else:
+        # One environment: the calls run one after the other, so the first never meets the second.
+        assert sorted([results["a"]["met"], results["b"]["met"]]) == [False, True]
+        assert len(pids) == 1

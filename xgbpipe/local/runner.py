@@ -1,9 +1,10 @@
 """Runs the template's functions like Lambda does: warm workers, timeouts, async retries.
 
-Each function gets one long-lived worker process (a warm execution environment) with the
+Each function gets long-lived worker processes (warm execution environments) with the
 environment the template gives it, pointed at the local cloud through the standard endpoint
-variables. Asynchronous invocations (S3 notifications, EventBridge rules) are retried twice and
-then recorded on the function's OnFailure queue, as Lambda's event invoke config does.
+variables: one to start with, more while synchronous calls overlap. Asynchronous invocations run
+one at a time per function (S3 notifications, EventBridge rules), are retried twice and then
+recorded on the function's OnFailure queue, as Lambda's event invoke config does.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 from xgbpipe.local.wiring import Function, Wiring
 
@@ -201,6 +202,58 @@ class FunctionWorker:
         return code
 
 
+class Invocable(Protocol):
+    function: Function
+
+    def invoke(self, event: Any, request_id: str | None = None) -> Invocation: ...
+
+
+class FunctionPool:
+    """A function's warm execution environments: as many as calls run at once, up to a cap.
+
+    Lambda scales a function out under concurrent invocations; so do synchronous calls here (the
+    API's), each new environment started only when every warm one is busy.
+    """
+
+    def __init__(
+        self,
+        function: Function,
+        environment: Mapping[str, str],
+        log_file: IO[str] | None = None,
+        max_environments: int = 8,
+    ) -> None:
+        self.function = function
+        self.max_environments = max_environments
+        self._new = lambda: FunctionWorker(function, environment, log_file)
+        self.first = self._new()
+        self._all = [self.first]
+        self._idle = [self.first]
+        self._changed = threading.Condition()
+
+    def invoke(self, event: Any, request_id: str | None = None) -> Invocation:
+        worker = self._acquire()
+        try:
+            return worker.invoke(event, request_id)
+        finally:
+            with self._changed:
+                self._idle.append(worker)
+                self._changed.notify()
+
+    def stop(self) -> None:
+        for worker in self._all:
+            worker.stop()
+
+    def _acquire(self) -> FunctionWorker:
+        with self._changed:
+            while not self._idle:
+                if len(self._all) < self.max_environments:
+                    worker = self._new()
+                    self._all.append(worker)
+                    return worker
+                self._changed.wait()
+            return self._idle.pop()
+
+
 def _read_lines(stream: IO[str], lines: queue.Queue[str | None]) -> None:
     for line in stream:
         lines.put(line)
@@ -229,7 +282,7 @@ class AsyncInvoker:
 
     def __init__(
         self,
-        worker: FunctionWorker,
+        worker: Invocable,
         send_failure: FailureSink,
         retry_delays: tuple[float, ...] = (60.0, 120.0),
     ) -> None:
@@ -342,10 +395,11 @@ class Runner:
         send_failure: FailureSink,
         log_dir: Path | None = None,
         retry_delays: tuple[float, ...] = (60.0, 120.0),
+        max_environments: int = 8,
     ) -> None:
         self.wiring = wiring
         self._log_files: list[IO[str]] = []
-        self.workers: dict[str, FunctionWorker] = {}
+        self.pools: dict[str, FunctionPool] = {}
         self.invokers: dict[str, AsyncInvoker] = {}
         for function in wiring.functions:
             log_file = None
@@ -353,14 +407,17 @@ class Runner:
                 log_dir.mkdir(parents=True, exist_ok=True)
                 log_file = (log_dir / f"{function.logical_id}.log").open("a", buffering=1)
                 self._log_files.append(log_file)
-            worker = FunctionWorker(
-                function, function_environment(function, endpoints, wiring.region), log_file
+            pool = FunctionPool(
+                function,
+                function_environment(function, endpoints, wiring.region),
+                log_file,
+                max_environments,
             )
-            self.workers[function.logical_id] = worker
-            self.invokers[function.logical_id] = AsyncInvoker(worker, send_failure, retry_delays)
+            self.pools[function.logical_id] = pool
+            self.invokers[function.logical_id] = AsyncInvoker(pool, send_failure, retry_delays)
 
     def invoke(self, name: str, event: Any) -> Invocation:
-        return self.workers[self.wiring.function(name).logical_id].invoke(event)
+        return self.pools[self.wiring.function(name).logical_id].invoke(event)
 
     def invoke_async(self, name: str, event: Any) -> str:
         return self.invokers[self.wiring.function(name).logical_id].submit(event)
@@ -371,7 +428,7 @@ class Runner:
     def stop(self) -> None:
         for invoker in self.invokers.values():
             invoker.stop()
-        for worker in self.workers.values():
-            worker.stop()
+        for pool in self.pools.values():
+            pool.stop()
         for log_file in self._log_files:
             log_file.close()

@@ -1,0 +1,222 @@
+"""The deploy function's streaming evaluator vs pandas.read_csv + scikit-learn on the same file.
+
+Each file is a batch transform's joined output (label, 8 abalone-like features, prediction), on
+local disk and fed to `evaluate_joined_output` line by line as bytes, as `storage.iter_lines`
+feeds it from S3, so the figure is the evaluator's own cost. Every run of either method is a child
+process of its own: its peak RSS is its own, interpreter and imports included (pandas and
+scikit-learn take their share). Timings cover the evaluation only, not starting the child. Both
+methods must agree on every metric to 1e-9, relative or absolute (`math.isclose`), or the module
+raises.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import statistics
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from benchmarks import Measurement, measure, run_child
+
+NAME = "evaluation"
+ROWS = tuple(
+    int(size) for size in os.environ.get("BENCH_EVALUATION_ROWS", "1000000,10000000").split(",")
+)
+BINARY_ROWS = int(os.environ.get("BENCH_EVALUATION_BINARY_ROWS", "1000000"))  # 0 skips it
+RUNS = int(os.environ.get("BENCH_EVALUATION_RUNS", "3"))
+# Files above LARGE_ROWS get fewer runs: the streaming pass over 10M rows takes most of a minute.
+LARGE_ROWS = 1_000_000
+LARGE_RUNS = int(os.environ.get("BENCH_EVALUATION_LARGE_RUNS", "1"))
+FEATURES = 8
+INPUT_WIDTH = FEATURES + 1  # the label and the features, before the prediction
+TOLERANCE = 1e-9
+CHUNK_ROWS = 500_000
+SEED = 20240611
+
+# Each child sets `seconds` and `metrics`; this prints them with the child's peak memory.
+# run_child's peak is ru_maxrss, which a child inherits from its parent through (v)fork and exec:
+# after the parent has built a file, every child would report at least the parent's peak. VmHWM
+# belongs to the child's own address space, so each child reports that where Linux has it.
+REPORT = """
+def own_peak_mb():
+    try:
+        with open("/proc/self/status") as status:
+            return int(status.read().split("VmHWM:")[1].split()[0]) / 1024
+    except OSError:
+        return None
+
+print(json.dumps({"seconds": seconds, "metrics": metrics, "peak_mb": own_peak_mb()}))
+"""
+
+STREAM_CHILD = (
+    """
+import json, sys, time
+from pipeline_common.metrics import evaluate_joined_output
+from pipeline_common.problem import ProblemType
+
+path, problem, width = sys.argv[1], ProblemType(sys.argv[2]), int(sys.argv[3])
+objective = sys.argv[4] or None
+start = time.perf_counter()
+with open(path, "rb") as lines:
+    metrics = evaluate_joined_output(lines, problem, width, objective=objective)
+seconds = time.perf_counter() - start
+"""
+    + REPORT
+)
+
+PANDAS_CHILD = (
+    """
+import json, math, sys, time
+import pandas as pd
+from sklearn import metrics as sk
+
+path, problem = sys.argv[1], sys.argv[2]
+start = time.perf_counter()
+table = pd.read_csv(path, header=None)
+label, prediction = table.iloc[:, 0].to_numpy(), table.iloc[:, -1].to_numpy()
+if problem == "regression":
+    metrics = {
+        "rmse": math.sqrt(sk.mean_squared_error(label, prediction)),
+        "mae": sk.mean_absolute_error(label, prediction),
+        "r2": sk.r2_score(label, prediction),
+    }
+else:
+    metrics = {
+        "auc": sk.roc_auc_score(label, prediction),
+        "accuracy": sk.accuracy_score(label.astype(int), (prediction > 0.5).astype(int)),
+        "logloss": sk.log_loss(label, prediction),
+    }
+metrics["rows"] = len(table)
+seconds = time.perf_counter() - start
+"""
+    + REPORT
+)
+
+
+def _texts(values: np.ndarray, spec: str) -> np.ndarray:
+    """Each value's text, NUL-padded to one width: rows then index this instead of formatting."""
+    return np.array([format(value, spec).encode() for value in values.tolist()])
+
+
+def _write_rows(out: BinaryIO, columns: Sequence[np.ndarray]) -> None:
+    """Write CSV rows from one byte-string array per column, dropping their NUL padding."""
+    rows = len(columns[0])
+    comma = np.full((rows, 1), ord(","), np.uint8)
+    parts: list[np.ndarray] = []
+    for column in columns:
+        parts += [column.view(np.uint8).reshape(rows, -1), comma]
+    parts[-1] = np.full((rows, 1), ord("\n"), np.uint8)
+    text = np.concatenate(parts, axis=1).ravel()
+    out.write(text[text != 0].tobytes())
+
+
+def _write_output(path: Path, problem: str, rows: int) -> None:
+    """A joined output file: label, features, prediction, as a transform job writes them."""
+    rng = np.random.default_rng(SEED)
+    features = _texts(np.arange(1, 10_000) / 10_000, ".4g")  # 0.0001 to 0.9999, as abalone's
+    if problem == "regression":
+        # Ages like abalone rings with three decimals, predicted to within about two years.
+        label_codes = np.arange(1_000, 30_000)
+        labels = _texts(label_codes / 1_000, ".6g")
+        prediction_codes = np.arange(-100_000, 450_000)
+        predictions = _texts(prediction_codes / 10_000, ".6g")
+    else:
+        labels = np.array([b"0", b"1"])
+        predictions = _texts(np.arange(1, 1_000_000) / 1_000_000, ".6g")  # probabilities
+    with path.open("wb") as out:
+        for start in range(0, rows, CHUNK_ROWS):
+            count = min(CHUNK_ROWS, rows - start)
+            if problem == "regression":
+                age = np.clip(np.rint(rng.normal(10, 3, count) * 1_000), 1_000, 29_999)
+                label = age.astype(np.int64) - label_codes[0]
+                predicted = np.rint((age / 1_000 + rng.normal(0, 2, count)) * 10_000)
+                prediction = np.clip(predicted, -100_000, 449_999).astype(np.int64)
+                prediction -= prediction_codes[0]
+            else:
+                label = (rng.random(count) < 0.3).astype(np.int64)
+                margin = np.where(label == 1, 1.0, -1.0) + rng.normal(0, 1.5, count)
+                probability = np.rint(1_000_000 / (1 + np.exp(-margin)))
+                prediction = np.clip(probability, 1, 999_999).astype(np.int64) - 1
+            chosen = rng.integers(0, len(features), (FEATURES, count))
+            _write_rows(out, [labels[label], *features[chosen], predictions[prediction]])
+
+
+def _run(code: str, *args: str) -> tuple[float, dict[str, float], float]:
+    """One child's evaluation: (its seconds, its metrics, its peak RSS in MB)."""
+    output, inherited_peak_mb = run_child(code, *args)
+    result = json.loads(output)
+    peak_mb = result["peak_mb"] if result["peak_mb"] is not None else inherited_peak_mb
+    return result["seconds"], result["metrics"], peak_mb
+
+
+def _check(case: str, streamed: dict[str, float], expected: dict[str, float]) -> None:
+    agree = streamed.keys() == expected.keys() and all(
+        math.isclose(streamed[key], expected[key], rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+        for key in streamed
+    )
+    if not agree:
+        raise RuntimeError(
+            f"{case}: the streaming evaluator's metrics {streamed} differ from scikit-learn's "
+            f"{expected} by more than {TOLERANCE:g} (relative or absolute)"
+        )
+
+
+def _compare(path: Path, problem: str, rows: int) -> list[Measurement]:
+    runs = RUNS if rows <= LARGE_ROWS else min(RUNS, LARGE_RUNS)
+    case = f"{rows:,} rows {problem}"
+    objective = "binary:logistic" if problem == "binary" else ""
+    baseline: list[float] = []
+    streamed: list[float] = []
+    baseline_peaks: list[float] = []
+    streamed_peaks: list[float] = []
+    # Alternating the two spreads any drift in the machine's load over both.
+    for _ in range(runs):
+        seconds, expected, peak = _run(PANDAS_CHILD, str(path), problem)
+        baseline.append(seconds * 1000)
+        baseline_peaks.append(peak)
+        seconds, metrics, peak = _run(STREAM_CHILD, str(path), problem, str(INPUT_WIDTH), objective)
+        streamed.append(seconds * 1000)
+        streamed_peaks.append(peak)
+        _check(case, metrics, expected)
+    reduced = f"; {runs} run(s), not {RUNS}, to fit the time budget" if runs < RUNS else ""
+    pandas = measure(
+        NAME,
+        f"pandas.read_csv + scikit-learn, {case}",
+        baseline,
+        f"whole file in memory{reduced}",
+        throughput=rows / statistics.median(baseline) * 1000,
+        throughput_unit="rows/s",
+        peak_mb=max(baseline_peaks),
+    )
+    memory = max(streamed_peaks) / max(baseline_peaks)
+    stream = measure(
+        NAME,
+        f"streaming evaluate_joined_output, {case}",
+        streamed,
+        f"peak memory x{memory:.3f}; metrics equal to {TOLERANCE:g} (rel or abs){reduced}",
+        baseline=pandas,
+        throughput=rows / statistics.median(streamed) * 1000,
+        throughput_unit="rows/s",
+        peak_mb=max(streamed_peaks),
+    )
+    return [pandas, stream]
+
+
+def run() -> list[Measurement]:
+    cases = [("regression", rows) for rows in ROWS]
+    if BINARY_ROWS:
+        cases.append(("binary", BINARY_ROWS))
+    measurements: list[Measurement] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for problem, rows in cases:
+            path = Path(tmp) / f"{problem}-{rows}.csv.out"
+            _write_output(path, problem, rows)
+            measurements += _compare(path, problem, rows)
+            path.unlink()  # the 10M-row file is most of a gigabyte
+    return measurements
