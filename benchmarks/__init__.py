@@ -137,15 +137,20 @@ def machine() -> dict[str, object]:
 
 
 _PEAK = "__peak_rss_kib__"
+# The child's own high-water mark: its ru_maxrss would still count the parent it was forked from.
+_FOOTER = f"""
+for _line in open("/proc/self/status"):
+    if _line.startswith("VmHWM:"):
+        print({_PEAK!r}, _line.split()[1])
+"""
 
 
 def run_child(code: str, *args: str, timeout: float = 600) -> tuple[str, float]:
     """Run `python -c code args` with the project importable: (its stdout, its peak RSS in MB).
 
-    Each case in a child of its own gets a clean peak-memory reading: the child's own ru_maxrss,
-    printed as its last line.
+    Each case in a child of its own gets a clean peak-memory reading, printed as its last line.
     """
-    footer = f"\nimport resource as _r\nprint({_PEAK!r}, _r.getrusage(_r.RUSAGE_SELF).ru_maxrss)"
+    footer = _FOOTER
     completed = subprocess.run(
         [sys.executable, "-c", code + footer, *args],
         capture_output=True,

@@ -11,7 +11,9 @@ compiles the modules from source. The environment is a Lambda's: LAMBDA_TASK_ROO
 Powertools' Tracer live and patch the libraries X-Ray instruments, as it does on Lambda; at
 import the X-Ray SDK only opens a UDP socket and sends nothing. The baseline is the same child
 importing boto3 and building Powertools' Logger, Tracer and Metrics, as the shared layer does.
-Runs alternate between the cases so that load on the machine weighs on all of them alike.
+Runs alternate between the cases so that load on the machine weighs on all of them alike, and
+each note gives the median CPU time too: importing is CPU-bound, so on a busy machine the wall
+time also counts waiting for a core, the CPU time hardly.
 
 The layer is built for arm64; on another architecture its one extension (wrapt) does not load
 and wrapt's pure-Python fallback is imported instead.
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import io
 import os
+import statistics
 import subprocess
 import tempfile
 import zipfile
@@ -48,11 +51,11 @@ Logger(), Tracer(), Metrics()
 # Peak memory is VmHWM: a child's ru_maxrss still counts the RSS of the parent it was forked from.
 CHILD = """import sys, time
 sys.path[:0] = sys.argv[2:]
-start = time.perf_counter()
+start, start_cpu = time.perf_counter(), time.process_time()
 exec(sys.argv[1])
-elapsed = (time.perf_counter() - start) * 1000
+elapsed, cpu = time.perf_counter() - start, time.process_time() - start_cpu
 with open("/proc/self/status") as status:
-    print(elapsed, status.read().split("VmHWM:")[1].split()[0])
+    print(elapsed * 1000, cpu * 1000, status.read().split("VmHWM:")[1].split()[0])
 """
 
 
@@ -174,8 +177,8 @@ def _cases(build_dir: Path) -> list[_Case]:
     return [baseline, *cases]
 
 
-def _import_once(case: _Case) -> tuple[float, float]:
-    """Milliseconds the case's import took in a fresh interpreter, and that process's peak MB."""
+def _import_once(case: _Case) -> tuple[float, float, float]:
+    """Wall and CPU milliseconds of the case's import in a fresh interpreter, and its peak MB."""
     completed = subprocess.run(
         # -I -S: no site-packages, no PYTHON* variables; the imports come from the build only.
         [str(PYTHON), "-I", "-S", "-B", "-c", CHILD, case.code, *map(str, case.path)],
@@ -187,8 +190,22 @@ def _import_once(case: _Case) -> tuple[float, float]:
     )
     if completed.returncode != 0:
         raise RuntimeError(f"{case.name} failed: {completed.stderr.strip()[-2000:]}")
-    elapsed, peak_kib = completed.stdout.split()[-2:]
-    return float(elapsed), int(peak_kib) / 1024
+    elapsed, cpu, peak_kib = completed.stdout.split()[-3:]
+    return float(elapsed), float(cpu), int(peak_kib) / 1024
+
+
+def _summary(
+    case: _Case,
+    samples: list[tuple[float, float, float]],
+    baseline: Measurement | None = None,
+    baseline_cpu: float | None = None,
+) -> Measurement:
+    wall, cpu_samples, peak_mb = zip(*samples, strict=True)
+    cpu = statistics.median(cpu_samples)
+    cpu_note = f"CPU {cpu:.0f} ms" + (f", x{cpu / baseline_cpu:.2f}" if baseline_cpu else "")
+    return measure(
+        NAME, case.name, wall, f"{cpu_note}; {case.note}", baseline=baseline, peak_mb=max(peak_mb)
+    )
 
 
 def run() -> list[Measurement]:
@@ -196,33 +213,15 @@ def run() -> list[Measurement]:
         build_dir = Path(tmp) / "build"
         _sam_build(build_dir)
         cases = _cases(build_dir)
-        samples: dict[str, list[float]] = {case.name: [] for case in cases}
-        peaks: dict[str, list[float]] = {case.name: [] for case in cases}
+        results: dict[str, list[tuple[float, float, float]]] = {case.name: [] for case in cases}
         for _ in range(RUNS):
             for case in cases:
-                elapsed, peak_mb = _import_once(case)
-                samples[case.name].append(elapsed)
-                peaks[case.name].append(peak_mb)
+                results[case.name].append(_import_once(case))
 
     baseline_case, *function_cases = cases
-    baseline = measure(
-        NAME,
-        baseline_case.name,
-        samples[baseline_case.name],
-        baseline_case.note,
-        peak_mb=max(peaks[baseline_case.name]),
-    )
+    baseline = _summary(baseline_case, results[baseline_case.name])
+    baseline_cpu = statistics.median(cpu for _, cpu, _ in results[baseline_case.name])
     return [
         baseline,
-        *(
-            measure(
-                NAME,
-                case.name,
-                samples[case.name],
-                case.note,
-                baseline=baseline,
-                peak_mb=max(peaks[case.name]),
-            )
-            for case in function_cases
-        ),
+        *(_summary(case, results[case.name], baseline, baseline_cpu) for case in function_cases),
     ]

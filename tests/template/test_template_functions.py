@@ -47,13 +47,20 @@ def test_every_function_package_is_deployed() -> None:
 
 
 def test_layer_is_built_from_the_shared_code_for_the_functions_runtime(template: Template) -> None:
-    (layer,) = resources_of_type(template, "AWS::Serverless::LayerVersion").values()
+    ((layer_id, layer),) = resources_of_type(template, "AWS::Serverless::LayerVersion").items()
     content = ROOT / layer["Properties"]["ContentUri"]
     runtime = template["Globals"]["Function"]["Runtime"]
 
     assert (content / "pipeline_common" / "__init__.py").is_file()
     assert (content / "requirements.txt").is_file()
-    assert layer["Metadata"]["BuildMethod"] == runtime
+    # Built by its Makefile for the functions' runtime and architecture, compiled to bytecode.
+    assert layer["Metadata"]["BuildMethod"] == "makefile"
+    build = (content / "Makefile").read_text()
+    assert f"build-{layer_id}:" in build
+    assert f"--python-version {runtime.removeprefix('python')}" in build
+    assert "manylinux2014_aarch64" in build
+    assert layer["Metadata"]["BuildArchitecture"] == "arm64"
+    assert "compileall" in build
     assert layer["Properties"]["CompatibleRuntimes"] == [runtime]
     assert (
         layer["Properties"]["CompatibleArchitectures"]
