@@ -48,23 +48,7 @@ CLASSES = (0, 2, 1, ".0f")
 PROBABILITIES = (1, 1_000_000, 1_000_000, ".6g")
 MEASURES = (1, 10_000, 10_000, ".4g")  # features in (0, 1), as abalone's lengths and weights
 
-# Each child sets `seconds` and `metrics`; this prints them with the child's peak memory.
-# run_child's peak is ru_maxrss, which a child inherits from its parent through (v)fork and exec:
-# after the parent has built a file, every child would report at least the parent's peak. VmHWM
-# belongs to the child's own address space, so each child reports that where Linux has it.
-REPORT = """
-def own_peak_mb():
-    try:
-        with open("/proc/self/status") as status:
-            return int(status.read().split("VmHWM:")[1].split()[0]) / 1024
-    except OSError:
-        return None
-
-print(json.dumps({"seconds": seconds, "metrics": metrics, "peak_mb": own_peak_mb()}))
-"""
-
-STREAM_CHILD = (
-    """
+STREAM_CHILD = """
 import json, sys, time
 from pipeline_common.metrics import evaluate_joined_output
 from pipeline_common.problem import ProblemType
@@ -74,13 +58,10 @@ objective = sys.argv[4] or None
 start = time.perf_counter()
 with open(path, "rb") as lines:
     metrics = evaluate_joined_output(lines, problem, width, objective=objective)
-seconds = time.perf_counter() - start
+print(json.dumps({"seconds": time.perf_counter() - start, "metrics": metrics}))
 """
-    + REPORT
-)
 
-PANDAS_CHILD = (
-    """
+PANDAS_CHILD = """
 import json, math, sys, time
 import pandas as pd
 from sklearn import metrics as sk
@@ -102,10 +83,8 @@ else:
         "logloss": sk.log_loss(label, prediction),
     }
 metrics["rows"] = len(table)
-seconds = time.perf_counter() - start
+print(json.dumps({"seconds": time.perf_counter() - start, "metrics": metrics}))
 """
-    + REPORT
-)
 
 
 @functools.cache
@@ -157,9 +136,8 @@ def _write_output(path: Path, problem: str, rows: int) -> None:
 
 def _run(code: str, *args: str) -> tuple[float, dict[str, float], float]:
     """One child's evaluation: (its seconds, its metrics, its peak RSS in MB)."""
-    output, inherited_peak_mb = run_child(code, *args)
+    output, peak_mb = run_child(code, *args)
     result = json.loads(output)
-    peak_mb = result["peak_mb"] if result["peak_mb"] is not None else inherited_peak_mb
     return result["seconds"], result["metrics"], peak_mb
 
 

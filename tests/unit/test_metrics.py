@@ -328,3 +328,38 @@ def test_every_primary_metric_has_a_direction() -> None:
     assert HIGHER_IS_BETTER["rmse"] is False
     assert HIGHER_IS_BETTER["auc"] is True
     assert HIGHER_IS_BETTER["accuracy"] is True
+
+
+def test_long_outputs_score_in_chunks_exactly_as_scikit_learn() -> None:
+    # Given more lines than one chunk, and a bracketed prediction that sends its chunk line by line
+    rng = np.random.default_rng(3)
+    rows = 20_000
+    labels = np.round(1e4 + rng.normal(0, 3, rows), 2)
+    predictions = np.round(labels + rng.normal(0, 1, rows), 2)
+    lines = joined(labels, predictions)
+    lines[15_000] = lines[15_000].replace(
+        b"," + repr(float(predictions[15_000])).encode(),
+        b",[" + repr(float(predictions[15_000])).encode() + b"]",
+    )
+
+    metrics = evaluate_joined_output(lines, ProblemType.REGRESSION, 1 + FEATURES)
+
+    assert_close(
+        metrics,
+        {
+            "rows": rows,
+            "rmse": mean_squared_error(labels, predictions) ** 0.5,
+            "mae": mean_absolute_error(labels, predictions),
+            "r2": r2_score(labels, predictions),
+        },
+    )
+
+
+def test_a_bad_label_deep_in_a_long_binary_output_is_named_by_its_line() -> None:
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2, 20_000).astype(float)
+    labels[12_345] = 2.0
+    lines = joined(labels, rng.random(20_000))
+
+    with pytest.raises(EvaluationError, match="Line 12346: the label 2 is not 0 or 1"):
+        evaluate_joined_output(lines, ProblemType.BINARY, 1 + FEATURES)

@@ -7,8 +7,11 @@ write as `[0.1, 0.2, 0.7]`. The definitions match scikit-learn's (`mean_squared_
 which the Lambda layer does not carry.
 """
 
+from __future__ import annotations
+
 import math
 import sys
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -35,6 +38,8 @@ HIGHER_IS_BETTER: Mapping[str, bool] = MappingProxyType(
 # scikit-learn's log_loss clips probabilities to [eps, 1 - eps] with eps of float64.
 LOG_LOSS_EPS = sys.float_info.epsilon
 _BRACKETS = b'[] "'
+# Lines scored together: the bulk path's lists stay small (a few hundred KB) whatever the file.
+_CHUNK_LINES = 8192
 
 
 def evaluate_joined_output(
@@ -59,15 +64,47 @@ def evaluate_joined_output(
     else:
         # int() also accepts the Decimal a DynamoDB record returns.
         scorer = _MulticlassScorer(None if num_class is None else int(num_class))
+    chunk: list[tuple[int, bytes]] = []
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip(b"\r\n")
-        if not line.strip():
-            continue
-        label, prediction = _split(line, number, input_width)
-        scorer.add(number, label, prediction)
+        if line.strip():
+            chunk.append((number, line))
+        if len(chunk) == _CHUNK_LINES:
+            _score_chunk(scorer, chunk, input_width)
+            chunk = []
+    _score_chunk(scorer, chunk, input_width)
     if scorer.rows == 0:
         raise EvaluationError("The batch transform output has no rows to evaluate.")
     return scorer.result()
+
+
+def _score_chunk(scorer: _Scorer, chunk: list[tuple[int, bytes]], input_width: int) -> None:
+    """Score lines a chunk at a time: the common shape (one plain prediction after the input)
+    in bulk, anything else, and any chunk holding a problem, line by line with its message."""
+    if not chunk:
+        return
+    columns = _label_and_prediction_columns(chunk, input_width)
+    if columns is not None and scorer.add_columns(*columns):
+        return
+    for number, line in chunk:
+        label, prediction = _split(line, number, input_width)
+        scorer.add(number, label, prediction)
+
+
+def _label_and_prediction_columns(
+    chunk: list[tuple[int, bytes]], input_width: int
+) -> tuple[list[float], list[float]] | None:
+    """(labels, predictions) when every line is the input plus one plain finite prediction."""
+    try:
+        if any(line.count(b",") != input_width for _, line in chunk):
+            return None
+        labels = [float(line.partition(b",")[0]) for _, line in chunk]
+        predictions = [float(line.rpartition(b",")[2]) for _, line in chunk]
+    except ValueError:
+        return None
+    if not (all(map(math.isfinite, labels)) and all(map(math.isfinite, predictions))):
+        return None
+    return labels, predictions
 
 
 def _number(text: bytes, number: int, what: str) -> float:
@@ -101,6 +138,9 @@ class _Sum:
     total: float = 0.0
     compensation: float = 0.0
 
+    def add_all(self, values: Iterable[float]) -> None:
+        self.add(math.fsum(values))  # fsum rounds the chunk's sum correctly
+
     def add(self, value: float) -> None:
         new_total = self.total + value
         if abs(self.total) >= abs(value):
@@ -114,10 +154,35 @@ class _Sum:
         return self.total + self.compensation
 
 
+@dataclass
+class _Moments:
+    """Count, mean and sum of squared deviations, merged a batch at a time (Chan et al.): as
+    stable as Welford's one-at-a-time update, which is the case of a batch of one."""
+
+    count: int = 0
+    mean: float = 0.0
+    squared_deviations: _Sum = field(default_factory=_Sum)
+
+    def add_all(self, values: list[float]) -> None:
+        count = len(values)
+        mean = math.fsum(values) / count
+        delta = mean - self.mean
+        total = self.count + count
+        self.squared_deviations.add_all(
+            [*((v - mean) ** 2 for v in values), delta * delta * self.count * count / total]
+        )
+        self.mean += delta * count / total
+        self.count = total
+
+
 class _Scorer(Protocol):
     rows: int
 
     def add(self, number: int, label: float, prediction: list[float]) -> None: ...
+
+    def add_columns(self, labels: list[float], predictions: list[float]) -> bool:
+        """Score plain (label, prediction) pairs at once; False: take them line by line."""
+        ...
 
     def result(self) -> dict[str, float]: ...
 
@@ -135,17 +200,18 @@ class _RegressionScorer:
     rows: int = 0
     squared_error: _Sum = field(default_factory=_Sum)
     absolute_error: _Sum = field(default_factory=_Sum)
-    label_mean: float = 0.0
-    label_m2: _Sum = field(default_factory=_Sum)  # Welford's sum of squared deviations
+    labels: _Moments = field(default_factory=_Moments)
 
     def add(self, number: int, label: float, prediction: list[float]) -> None:
-        error = label - _single(number, prediction)
-        self.rows += 1
-        self.squared_error.add(error * error)
-        self.absolute_error.add(abs(error))
-        delta = label - self.label_mean
-        self.label_mean += delta / self.rows
-        self.label_m2.add(delta * (label - self.label_mean))
+        self.add_columns([label], [_single(number, prediction)])
+
+    def add_columns(self, labels: list[float], predictions: list[float]) -> bool:
+        errors = [label - prediction for label, prediction in zip(labels, predictions, strict=True)]
+        self.rows += len(errors)
+        self.squared_error.add_all([error * error for error in errors])
+        self.absolute_error.add_all(map(abs, errors))
+        self.labels.add_all(labels)
+        return True
 
     def result(self) -> dict[str, float]:
         sse = self.squared_error.value
@@ -155,7 +221,7 @@ class _RegressionScorer:
             "mae": self.absolute_error.value / self.rows,
         }
         if self.rows >= 2:  # R^2 is undefined for one row
-            sst = self.label_m2.value
+            sst = self.labels.squared_deviations.value
             # As scikit-learn's r2_score (force_finite): a constant label scores 1 or 0.
             metrics["r2"] = 1.0 - sse / sst if sst > 0 else float(sse == 0)
         return metrics
@@ -193,6 +259,26 @@ class _BinaryScorer:
             self.log_loss.add(-_clipped_log(score if positive else 1.0 - score))
         else:
             self.all_probabilities = False
+
+    def add_columns(self, labels: list[float], predictions: list[float]) -> bool:
+        if not set(labels) <= {0.0, 1.0}:
+            return False  # line by line, to name the line with the bad label
+        self.rows += len(labels)
+        for (score, label), count in Counter(zip(predictions, labels, strict=True)).items():
+            self.counts.setdefault(score, [0, 0])[int(label)] += count
+        self.correct_at_half += sum(
+            (score > 0.5) == (label == 1.0)
+            for score, label in zip(predictions, labels, strict=True)
+        )
+        self.correct_at_zero += sum(
+            (score > 0.0) == (label == 1.0)
+            for score, label in zip(predictions, labels, strict=True)
+        )
+        pairs = zip(predictions, labels, strict=True)
+        losses = [-_clipped_log(s if y else 1.0 - s) for s, y in pairs if 0.0 <= s <= 1.0]
+        self.all_probabilities &= len(losses) == len(labels)
+        self.log_loss.add_all(losses)
+        return True
 
     def result(self) -> dict[str, float]:
         margins = self.objective == "binary:logitraw" or (
@@ -257,6 +343,9 @@ class _MulticlassScorer:
         else:
             predicted_class = self._class(number, prediction[0], classes, "predicted class")
         self.correct += predicted_class == true_class
+
+    def add_columns(self, labels: list[float], predictions: list[float]) -> bool:
+        return False  # classes need checking one by one; multiclass test sets are small
 
     @staticmethod
     def _class(number: int, value: float, classes: int | None, what: str) -> int:
