@@ -21,8 +21,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import boto3
-
 from benchmarks import ROOT, Measurement, concurrently, measure, run_child
 from xgbpipe import client
 from xgbpipe.local.cloud import LocalCloud, Ports
@@ -61,40 +59,18 @@ def local_cloud(work_dir: Path) -> Iterator[LocalCloud]:
                 os.environ[name] = value
 
 
-def stack_of(cloud: LocalCloud) -> client.Stack:
-    environment = cloud.environment()
-    session = boto3.Session(
-        region_name=environment["AWS_REGION"],
-        aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
-    )
-    return client.Stack(
-        name="bench",
-        bucket=environment["XGBPIPE_BUCKET"],
-        api_url=environment["XGBPIPE_API_URL"],
-        api_key=environment["XGBPIPE_API_KEY"],
-        runs_table=environment["XGBPIPE_RUNS_TABLE"],
-        session=session,
-        endpoints={
-            "*": environment["AWS_ENDPOINT_URL"],
-            "sagemaker": environment["AWS_ENDPOINT_URL_SAGEMAKER"],
-            "sagemaker-runtime": environment["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"],
-        },
-    )
-
-
 def one_run(
     stack: client.Stack, model: str, files: dict[str, Path], row: list[float]
 ) -> dict[str, float]:
     """Seconds from the first byte uploaded to the first prediction, and in each stage."""
     started = time.perf_counter()
-    etags = client.upload(stack, model, files)
+    drop = client.upload(stack, model, files)
     entered = {"validating": started}
-    run_id = str(client.run_of_drop(stack, model, etags, interval=0.02)["run_id"])
+    run_id = str(client.run_of_drop(stack, model, drop, interval=0.02)["run_id"])
     while True:
         run = client.find_run(stack, run_id, model)
         entered.setdefault(str(run["stage"]), time.perf_counter())
-        if client.is_finished(run, client.model_item(stack, model)):
+        if client.is_finished(run):
             break
         if run.get("stage") == "done":
             raise RuntimeError(f"benchmark run ended {run.get('status')}: {run.get('reason')}")
@@ -259,7 +235,7 @@ def run() -> list[Measurement]:
         prepared = prepare(ABALONE, work_dir / "abalone")
         row = [float(v) for v in prepared.test.read_text().splitlines()[0].split(",")[1:]]
         with local_cloud(work_dir) as cloud:
-            stack = stack_of(cloud)
+            stack = client.local_stack(cloud.environment())
             measurements = end_to_end(stack, prepared.upload_files(), row)
             measurements += predict_path(stack, "bench-0", row)
             measurements.append(profile_handler(cloud, "bench-0", row))

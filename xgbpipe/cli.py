@@ -184,10 +184,11 @@ def prepare(
 
     try:
         prepared = prepare_data(raw_csv, out_dir, label, objective, seed)
-    except PrepareError as error:
+    except (PrepareError, OSError) as error:
         raise fail(error) from error
     for name, path in prepared.files().items():
-        console.print(f"{name}: {path} ({sum(1 for _ in path.open())} rows)")
+        with path.open() as lines:
+            console.print(f"{name}: {path} ({sum(1 for _ in lines)} rows)")
     schema = prepared.schema
     console.print(
         f"schema.json: label {schema.label}, objective {schema.objective}, "
@@ -236,11 +237,6 @@ def connect(
         raise fail(error) from error
 
 
-def describe_metrics(metrics: dict[str, Any] | None) -> str:
-    shown = [f"{k} {v:.4g}" for k, v in (metrics or {}).items() if k != "rows"]
-    return ", ".join(shown)
-
-
 @app.command()
 def upload(
     directory: Annotated[Path, typer.Argument(help="train/validation/test.csv (from prepare).")],
@@ -255,7 +251,7 @@ def upload(
     """Drop a prepared data set into the stack's bucket; prints the run it starts."""
     target = connect(stack, local, profile, region, state_dir)
     try:
-        client.check_model_name(model)
+        client.check_model_name(model)  # before the folder: the name is the first thing to fix
         files = client.drop_files(directory)
         with Progress(
             TextColumn("{task.description}"),
@@ -269,13 +265,18 @@ def upload(
                 name: progress.add_task(name, total=path.stat().st_size)
                 for name, path in files.items()
             }
-            etags = client.upload(
+            drop = client.upload(
                 target, model, files, lambda name, sent: progress.advance(tasks[name], sent)
             )
         console.print(f"Uploaded {', '.join(files)} to s3://{target.bucket}/datasets/{model}/")
+        for name in drop.leftovers:
+            console.print(
+                f"[yellow]note:[/yellow] datasets/{model}/{name} from an earlier upload applies "
+                "to this run too; upload your own or delete it to change that"
+            )
         if not wait:
             return
-        run = client.run_of_drop(target, model, etags)
+        run = client.run_of_drop(target, model, drop)
     except client.StackError as error:
         raise fail(error) from error
     console.print(f"Run [bold]{run['run_id']}[/bold]: {run.get('stage')}, {run.get('status')}")
@@ -325,7 +326,7 @@ def show_models(models: list[dict[str, Any]]) -> None:
         table.add_row(
             str(item["model"]),
             str(live.get("run_id", "-")),
-            describe_metrics(live.get("metrics")),
+            client.describe_metrics(live.get("metrics")),
             str(item.get("latest_run_id", "-")),
             str(item.get("deploying_run_id", "")),
         )
@@ -343,7 +344,7 @@ def show_runs(model: str, runs: list[dict[str, Any]]) -> None:
             str(item["run_id"]),
             str(item.get("stage", "")),
             str(item.get("status", "")),
-            describe_metrics(item.get("metrics")),
+            client.describe_metrics(item.get("metrics")),
             str(item.get("created_at", "")),
             str(item.get("reason", "")),
         )
@@ -368,7 +369,7 @@ def follow(target: client.Stack, model: str, run_id: str, timeout: float) -> dic
             table.add_row("result", f"[{colour}]{state.get('status')}[/{colour}]")
             table.add_row("reason", str(state.get("reason", "")))
             if state.get("metrics"):
-                table.add_row("test metrics", describe_metrics(state["metrics"]))
+                table.add_row("test metrics", client.describe_metrics(state["metrics"]))
         return table
 
     with Live(render(), console=console, refresh_per_second=4, transient=False) as live:
@@ -410,13 +411,21 @@ def predict(
 
     def encode(records: list[dict[str, Any]]) -> list[list[float | None]]:
         if schema is not None:
-            return Schema.load(schema).encode(records)
-        uploaded = client.read_object(target, f"datasets/{model}/schema.json")
-        if uploaded is None:
+            chosen = Schema.load(schema)
+        else:
+            uploaded = client.read_object(target, f"datasets/{model}/schema.json")
+            if uploaded is None:
+                raise client.StackError(
+                    f"model {model} has no schema.json in its drop; pass --schema PATH"
+                )
+            chosen = Schema.from_json(uploaded, f"datasets/{model}/schema.json")
+        live = (client.model_item(target, model) or {}).get("live") or {}
+        if live and len(chosen.features) != int(live.get("num_features", 0)):
             raise client.StackError(
-                f"model {model} has no schema.json in its drop; pass --schema PATH"
+                f"the schema names {len(chosen.features)} features but the live model of {model} "
+                f"takes {live.get('num_features')}; pass the schema of its drop with --schema"
             )
-        return Schema(**json.loads(uploaded)).encode(records)
+        return chosen.encode(records)
 
     try:
         rows = client.read_rows(text, encode)
@@ -456,7 +465,8 @@ def report(
             names: list[str] | None = Schema.load(schema).features
         else:
             uploaded = client.read_object(target, f"datasets/{record['model']}/schema.json")
-            names = Schema(**json.loads(uploaded)).features if uploaded else None
+            drop_schema = f"datasets/{record['model']}/schema.json"
+            names = Schema.from_json(uploaded, drop_schema).features if uploaded else None
         if names is not None and len(names) != int(record.get("num_features", 0)):
             names = None  # the drop's schema belongs to another shape of data
         written = write_report(

@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 from boto3.dynamodb.conditions import Attr, Key
+from boto3.exceptions import Boto3Error
 from botocore.exceptions import BotoCoreError, ClientError
 
 from xgbpipe.local import control
@@ -29,6 +30,8 @@ from xgbpipe.local import control
 MODEL_ITEM = "_model"
 DATA_FILES = ("train.csv", "validation.csv", "test.csv")
 EXTRA_FILES = ("schema.json", "hyperparameters.json")
+# The files whose arrival starts a run, and whose ETags name it.
+TRIGGER_FILES = (*DATA_FILES, "hyperparameters.json")
 STAGES = ("validating", "training", "transforming", "evaluating", "deploying", "done")
 # Requests stay under the API's limits (10,000 rows, 5 MB of body) with room to spare.
 BATCH_ROWS = 5_000
@@ -86,17 +89,16 @@ def find_stack(
             "no stack given and no local cloud running: pass --stack NAME for a deployed "
             "stack, or start the local cloud with `xgbpipe local up`"
         ) from None
-    environment = state.environment
+    return local_stack(state.environment)
+
+
+def local_stack(environment: Mapping[str, str]) -> Stack:
+    """The local cloud's stack, from the exports `xgbpipe local env` prints."""
     session = boto3.Session(
         region_name=environment["AWS_REGION"],
         aws_access_key_id=environment["AWS_ACCESS_KEY_ID"],
         aws_secret_access_key=environment["AWS_SECRET_ACCESS_KEY"],
     )
-    endpoints = {
-        "*": environment["AWS_ENDPOINT_URL"],
-        "sagemaker": environment["AWS_ENDPOINT_URL_SAGEMAKER"],
-        "sagemaker-runtime": environment["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"],
-    }
     return Stack(
         name="local",
         bucket=environment["XGBPIPE_BUCKET"],
@@ -104,7 +106,11 @@ def find_stack(
         api_key=environment["XGBPIPE_API_KEY"],
         runs_table=environment["XGBPIPE_RUNS_TABLE"],
         session=session,
-        endpoints=endpoints,
+        endpoints={
+            "*": environment["AWS_ENDPOINT_URL"],
+            "sagemaker": environment["AWS_ENDPOINT_URL_SAGEMAKER"],
+            "sagemaker-runtime": environment["AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"],
+        },
     )
 
 
@@ -161,17 +167,13 @@ class ModelApi:
         status, body = self._call("GET", f"/models/{model}")
         if status == 404:
             return None
-        if status != 200:
-            raise StackError(f"GET /models/{model} answered {status}: {_message(body)}")
-        return dict(body)
+        return _answer(status, body, f"GET /models/{model}")
 
     def predict(self, model: str, rows: Sequence[Sequence[float | None]]) -> dict[str, Any]:
         status, body = self._call(
             "POST", f"/models/{model}/predictions", {"instances": [list(r) for r in rows]}
         )
-        if status != 200:
-            raise StackError(f"the API answered {status}: {_message(body)}")
-        return dict(body)
+        return _answer(status, body, "the API")
 
     def _call(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
         request = urllib.request.Request(  # noqa: S310 - the API URL is http(s) by construction
@@ -182,21 +184,37 @@ class ModelApi:
         )
         try:
             with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-                return response.status, json.loads(response.read())
+                return response.status, _decoded(response.read())
         except urllib.error.HTTPError as error:
-            text = error.read()
-            try:
-                return error.code, json.loads(text or b"null")
-            except ValueError:
-                return error.code, text.decode(errors="replace")
+            return error.code, _decoded(error.read())
         except (urllib.error.URLError, OSError) as error:
             raise StackError(
                 f"cannot reach the prediction API at {self.api_url}: {error}"
             ) from None
 
 
+def _decoded(text: bytes) -> Any:
+    try:
+        return json.loads(text or b"null")
+    except ValueError:
+        return text.decode(errors="replace")
+
+
+def _answer(status: int, body: Any, what: str) -> dict[str, Any]:
+    if status != 200:
+        raise StackError(f"{what} answered {status}: {_message(body)}")
+    if not isinstance(body, dict):
+        raise StackError(f"{what} answered 200 with {str(body)[:80]!r}, not a JSON object")
+    return body
+
+
 def _message(body: Any) -> str:
     return str(body.get("message", body)) if isinstance(body, dict) else str(body)
+
+
+def describe_metrics(metrics: Mapping[str, Any] | None) -> str:
+    """`rmse 2.176, mae 1.536, r2 0.5338`: a run's metrics on one line."""
+    return ", ".join(f"{k} {v:.4g}" for k, v in (metrics or {}).items() if k != "rows")
 
 
 def plain(value: Any) -> Any:
@@ -211,11 +229,13 @@ def plain(value: Any) -> Any:
 
 
 def _aws(action: str, call: Callable[[], Any]) -> Any:
+    """Run one AWS call; any failure of it becomes a one-line StackError."""
     try:
         return call()
     except ClientError as error:
         raise StackError(f"{action}: {_aws_message(error)}") from None
-    except BotoCoreError as error:
+    except (BotoCoreError, Boto3Error, OSError) as error:
+        # upload_file wraps S3's errors in S3UploadFailedError, a Boto3Error.
         raise StackError(f"{action}: {error}") from None
 
 
@@ -278,12 +298,9 @@ def find_run(stack: Stack, run_id: str, model: str | None = None) -> dict[str, A
     raise StackError(f"there is no run {run_id}; `xgbpipe status MODEL` lists the runs")
 
 
-def is_finished(run: Mapping[str, Any], model: Mapping[str, Any] | None) -> bool:
-    """Done, and when deployed, also the live version (the record's last write)."""
-    if run.get("stage") != "done":
-        return False
-    live = (model or {}).get("live") or {}
-    return run.get("status") != "deployed" or live.get("run_id") == run.get("run_id")
+def is_finished(run: Mapping[str, Any]) -> bool:
+    """Ended; a deployed run is live by then (the stack sets live before it records deployed)."""
+    return run.get("stage") == "done"
 
 
 def watch(
@@ -303,7 +320,7 @@ def watch(
         if state != shown:
             shown = state
             on_change(run)
-        if is_finished(run, model_item(stack, model)):
+        if is_finished(run):
             return run
         if time.monotonic() > deadline:
             raise StackError(
@@ -331,50 +348,64 @@ def drop_files(directory: Path) -> dict[str, Path]:
     return {name: directory / name for name in (*present, *DATA_FILES)}
 
 
+@dataclass(frozen=True)
+class Drop:
+    """What a drop left in datasets/<model>/: the trigger files' ETags as S3 has them now."""
+
+    etags: Mapping[str, str]
+    # Trigger files this upload did not bring, left by an earlier one: the stack uses them too.
+    leftovers: tuple[str, ...] = ()
+
+
 def upload(
     stack: Stack,
     model: str,
     files: Mapping[str, Path],
     progress: Callable[[str, int], None] | None = None,
-) -> dict[str, str]:
-    """Put the files under datasets/<model>/; returns each file's ETag as S3 recorded it."""
+) -> Drop:
+    """Put the files under datasets/<model>/, in order."""
     check_model_name(model)
     s3 = stack.client("s3")
-    etags = {}
     for name, path in files.items():
         key = f"datasets/{model}/{name}"
-        callback = None
-        if progress is not None:
-            callback = functools.partial(progress, name)
-        try:
-            s3.upload_file(str(path), stack.bucket, key, Callback=callback)
-            etags[name] = str(s3.head_object(Bucket=stack.bucket, Key=key)["ETag"]).strip('"')
-        except ClientError as error:
-            raise StackError(
-                f"cannot upload {path} to s3://{stack.bucket}/{key}: {_aws_message(error)}"
-            ) from None
-        except (BotoCoreError, OSError) as error:
-            raise StackError(f"cannot upload {path}: {error}") from None
-    return etags
+        callback = None if progress is None else functools.partial(progress, name)
+        _aws(
+            f"cannot upload {path} to s3://{stack.bucket}/{key}",
+            functools.partial(s3.upload_file, str(path), stack.bucket, key, Callback=callback),
+        )
+    etags = {}
+    for name in TRIGGER_FILES:
+        etag = _etag(stack, f"datasets/{model}/{name}")
+        if etag is not None:
+            etags[name] = etag
+    leftovers = tuple(name for name in etags if name not in files)
+    return Drop(etags, leftovers)
+
+
+def _etag(stack: Stack, key: str) -> str | None:
+    s3 = stack.client("s3")
+    try:
+        return str(s3.head_object(Bucket=stack.bucket, Key=key)["ETag"]).strip('"')
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in {"404", "NoSuchKey", "NotFound"}:
+            return None
+        raise StackError(f"cannot read s3://{stack.bucket}/{key}: {_aws_message(error)}") from None
+    except BotoCoreError as error:
+        raise StackError(f"cannot reach s3://{stack.bucket}: {error}") from None
 
 
 def run_of_drop(
-    stack: Stack,
-    model: str,
-    etags: Mapping[str, str],
-    timeout: float = 60.0,
-    interval: float = 0.5,
+    stack: Stack, model: str, drop: Drop, timeout: float = 60.0, interval: float = 0.5
 ) -> dict[str, Any]:
-    """The run the stack started for these uploads (or the earlier run of the same files)."""
-    wanted = {name: etag for name, etag in etags.items() if name in DATA_FILES}
+    """The run the stack started for these files (or the earlier run of the very same files)."""
     deadline = time.monotonic() + timeout
     while True:
         for run in list_runs(stack, model):
             inputs = run.get("inputs") or {}
             recorded = {
-                name: str((inputs.get(name) or {}).get("etag", "")).strip('"') for name in wanted
+                name: str(entry.get("etag", "")).strip('"') for name, entry in inputs.items()
             }
-            if recorded == wanted:
+            if recorded == dict(drop.etags):
                 return run
         if time.monotonic() > deadline:
             raise StackError(
@@ -455,6 +486,8 @@ def read_object(stack: Stack, key: str) -> bytes | None:
         if error.response.get("Error", {}).get("Code") in {"NoSuchKey", "404"}:
             return None
         raise StackError(f"cannot read s3://{stack.bucket}/{key}: {_aws_message(error)}") from None
+    except BotoCoreError as error:
+        raise StackError(f"cannot reach s3://{stack.bucket}: {error}") from None
     return body
 
 
@@ -478,16 +511,14 @@ def download_run(stack: Stack, run: Mapping[str, Any], directory: Path) -> RunFi
             f"run {run['run_id']} has no scored test set (it is {run.get('stage')}, "
             f"{run.get('status')}): only runs that reached evaluation have a report"
         )
-    directory.mkdir(parents=True, exist_ok=True)
     s3 = stack.client("s3")
+    _aws(f"cannot write to {directory}", lambda: directory.mkdir(parents=True, exist_ok=True))
 
     def fetch(key: str, target: Path) -> Path:
-        try:
-            s3.download_file(stack.bucket, key, str(target))
-        except ClientError as error:
-            raise StackError(
-                f"cannot download s3://{stack.bucket}/{key}: {_aws_message(error)}"
-            ) from None
+        _aws(
+            f"cannot download s3://{stack.bucket}/{key}",
+            lambda: s3.download_file(stack.bucket, key, str(target)),
+        )
         return target
 
     def fetch_if_there(key: str, target: Path) -> Path | None:
@@ -553,8 +584,14 @@ def deletion_plan(stack: Stack, model: str) -> Deletion:
             "ProductionVariants"
         ]
         served: str | None = str(variants[0]["ModelName"])
-    except ClientError:
+    except ClientError as error:
+        if not _missing(error):
+            raise StackError(
+                f"cannot read endpoint config {config}: {_aws_message(error)}"
+            ) from None
         served = None  # the config is gone already; nothing of it is left to delete
+    except BotoCoreError as error:
+        raise StackError(f"cannot reach SageMaker: {error}") from None
     return Deletion(str(live["endpoint"]), config, served)
 
 
@@ -581,18 +618,15 @@ def _missing(error: ClientError) -> bool:
 
 
 def _ignore_missing(call: Callable[[], Any]) -> None:
-    try:
-        call()
-    except ClientError as error:
-        if not _missing(error):
-            raise StackError(_aws_message(error)) from None
+    _exists(call)
 
 
 def _exists(call: Callable[[], Any]) -> bool:
+    """Whether the call found its resource; any other failure is a StackError."""
     try:
-        call()
-    except ClientError as error:
-        if _missing(error):
+        _aws("SageMaker refused", call)
+    except StackError as error:
+        if isinstance(error.__context__, ClientError) and _missing(error.__context__):
             return False
-        raise StackError(_aws_message(error)) from None
+        raise
     return True

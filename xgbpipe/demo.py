@@ -2,7 +2,7 @@
 
 Starts the local cloud if it is not running (with a gate of RMSE 3.0: abalone's mean predictor
 scores about 3.2), prepares examples/abalone.csv, drops the three files into the bucket, follows
-the run through GET /models/abalone, then asks the live model for a few predictions.
+the run through its record in the Runs table, then asks the live model for a few predictions.
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from xgbpipe.client import Stack, find_stack, model_item, run_of_drop, upload, watch
+from xgbpipe.client import (
+    Stack,
+    describe_metrics,
+    find_stack,
+    model_item,
+    predict,
+    run_of_drop,
+    upload,
+    watch,
+)
 from xgbpipe.local import control
 from xgbpipe.prepare import PreparedData, prepare
 
@@ -38,11 +47,6 @@ def test_rows(test_csv: Path) -> tuple[list[list[float]], list[float]]:
     with test_csv.open() as lines:
         rows = [[float(value) for value in row] for row in csv.reader(lines)]
     return [row[1:] for row in rows], [row[0] for row in rows]
-
-
-def describe_metrics(metrics: dict[str, Any]) -> str:
-    shown = ", ".join(f"{name} {value:.4f}" for name, value in metrics.items() if name != "rows")
-    return f"{shown} on {metrics.get('rows', '?')} rows" if shown else "none"
 
 
 def run_demo(console: Console, template: Path, state_dir: Path) -> None:
@@ -67,9 +71,9 @@ def run_demo(console: Console, template: Path, state_dir: Path) -> None:
 def show_run(console: Console, stack: Stack, prepared: PreparedData) -> None:
     """Drop the prepared files, follow their run, and score the test set on the live model."""
     console.print(f"Prepared {SAMPLE.name} like the seed: sex one-hot, label first, 70/30 splits.")
-    etags = upload(stack, MODEL, prepared.upload_files())
+    drop = upload(stack, MODEL, prepared.upload_files())
     console.print(f"Dropped train/validation/test.csv into s3://{stack.bucket}/datasets/{MODEL}/")
-    run = run_of_drop(stack, MODEL, etags)
+    run = run_of_drop(stack, MODEL, drop)
     if run.get("stage") == "done":
         console.print("  (same data as before: the stack recognised the run and did nothing new)")
 
@@ -83,17 +87,18 @@ def show_run(console: Console, stack: Stack, prepared: PreparedData) -> None:
 
     run = watch(stack, MODEL, str(run["run_id"]), show, RUN_TIMEOUT_SECONDS)
     console.print(
-        f"Test-set metrics (batch transform): {describe_metrics(run.get('metrics') or {})}"
+        f"Test-set metrics (batch transform): {describe_metrics(run.get('metrics'))} "
+        f"on {(run.get('metrics') or {}).get('rows', '?')} rows"
     )
     console.print(f"Gate: {(run.get('gate') or {}).get('reason', 'not reached')}")
     console.print(f"Decision: [bold]{run.get('status')}[/bold] ({run.get('reason') or ''})")
-    if not (model_item(stack, MODEL) or {}).get("live"):
-        raise DemoError(f"no live model after the run: {run.get('status')} {run.get('reason')}")
+    live = (model_item(stack, MODEL) or {}).get("live") or {}
+    if live.get("run_id") != run["run_id"]:
+        raise DemoError(f"the run is not live: {run.get('status')} {run.get('reason')}")
 
     rows, truth = test_rows(prepared.test)
-    result = stack.api.predict(MODEL, rows)
-    predictions = [float(p) for p in result["predictions"]]
-    table = Table(title=f"POST /models/{MODEL}/predictions (version {result.get('version')})")
+    predictions = [float(p) for p in predict(stack, MODEL, rows)]
+    table = Table(title=f"POST /models/{MODEL}/predictions (version {live['run_id']})")
     table.add_column("rings (true)", justify="right")
     table.add_column("prediction", justify="right")
     for actual, predicted in zip(truth[:PREDICTION_ROWS], predictions, strict=False):

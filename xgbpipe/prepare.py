@@ -57,11 +57,18 @@ class Schema:
     @classmethod
     def load(cls, path: Path) -> Schema:
         try:
-            document = json.loads(path.read_text())
-            return cls(**document)
-        except (OSError, ValueError, TypeError) as error:
+            text = path.read_text()
+        except OSError as error:
+            raise PrepareError(f"cannot read {path}: {error}") from None
+        return cls.from_json(text, str(path))
+
+    @classmethod
+    def from_json(cls, text: str | bytes, source: str) -> Schema:
+        try:
+            return cls(**json.loads(text))
+        except (ValueError, TypeError) as error:
             raise PrepareError(
-                f"{path} is not a schema.json written by `prepare`: {error}"
+                f"{source} is not a schema.json written by `prepare`: {error}"
             ) from None
 
     def encode(self, records: Iterable[Mapping[str, Any]]) -> list[list[float | None]]:
@@ -139,6 +146,9 @@ def to_builtin_format(
     features = raw.drop(columns=[label])
     encodings = {}
     for column in features.columns:
+        if pd.api.types.is_bool_dtype(features[column]):
+            features[column] = features[column].astype(float)  # 0/1, not True/False in the CSV
+            continue
         if pd.api.types.is_numeric_dtype(features[column]):
             continue
         values = features[column].dropna().astype(str)
@@ -229,8 +239,8 @@ def prepare(
     objective: str | None = None,
     random_state: int = RANDOM_STATE,
 ) -> PreparedData:
-    """Write train.csv, validation.csv, test.csv and schema.json (and hyperparameters.json for a
-    classification objective); the label defaults to the last column."""
+    """Write train.csv, validation.csv, test.csv and schema.json, and hyperparameters.json for any
+    objective but the default regression; the label defaults to the last column."""
     try:
         raw = pd.read_csv(raw_csv)
     except pd.errors.EmptyDataError:
@@ -242,6 +252,8 @@ def prepare(
     schema_path = out_dir / SCHEMA_FILE
     schema_path.write_text(schema.to_json())
     hyperparameters = None
+    # A file from an earlier prepare into this folder must not ride along with this drop.
+    (out_dir / HYPERPARAMETERS_FILE).unlink(missing_ok=True)
     if schema.objective != REGRESSION:
         hyperparameters = out_dir / HYPERPARAMETERS_FILE
         settings: dict[str, Any] = {"objective": schema.objective}

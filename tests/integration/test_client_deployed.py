@@ -92,14 +92,15 @@ def test_upload_goes_to_the_deployed_bucket(deployed: str, tmp_path: Path) -> No
         (tmp_path / name).write_text("1,2\n")
     stack = client.find_stack(deployed, local=False, region=REGION)
 
-    etags = client.upload(stack, "abalone", client.drop_files(tmp_path))
+    drop = client.upload(stack, "abalone", client.drop_files(tmp_path))
 
     s3 = boto3.client("s3", region_name=REGION)
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="xgbdev-data")["Contents"]]
     assert sorted(keys) == [
         f"datasets/abalone/{n}" for n in ("test.csv", "train.csv", "validation.csv")
     ]
-    assert set(etags) == {"train.csv", "validation.csv", "test.csv"}
+    assert set(drop.etags) == {"train.csv", "validation.csv", "test.csv"}
+    assert drop.leftovers == ()
 
 
 def test_an_unknown_stack_is_one_line(deployed: str) -> None:
@@ -108,4 +109,36 @@ def test_an_unknown_stack_is_one_line(deployed: str) -> None:
     assert result.exit_code == 1
     assert "Traceback" not in result.output
     assert result.output.strip().startswith("error: cannot read stack nope:")
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_an_earlier_hyperparameters_file_is_part_of_the_drop_and_named(
+    deployed: str, tmp_path: Path
+) -> None:
+    for name in ("train.csv", "validation.csv", "test.csv"):
+        (tmp_path / name).write_text("1,2\n")
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.put_object(Bucket="xgbdev-data", Key="datasets/abalone/hyperparameters.json", Body=b"{}")
+    stack = client.find_stack(deployed, local=False, region=REGION)
+
+    drop = client.upload(stack, "abalone", client.drop_files(tmp_path))
+
+    # The stack names the run after every trigger file in the folder, so the client matches all.
+    assert set(drop.etags) == {"train.csv", "validation.csv", "test.csv", "hyperparameters.json"}
+    assert drop.leftovers == ("hyperparameters.json",)
+
+
+def test_an_upload_s3_refuses_is_one_line(deployed: str, tmp_path: Path) -> None:
+    for name in ("train.csv", "validation.csv", "test.csv"):
+        (tmp_path / name).write_text("1,2\n")
+    boto3.client("s3", region_name=REGION).delete_bucket(Bucket="xgbdev-data")
+
+    result = CliRunner().invoke(
+        app,
+        ["upload", str(tmp_path), "--model", "abalone", "--stack", deployed, "--region", REGION],
+    )
+
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output
+    assert "cannot upload" in result.output
     assert len(result.output.strip().splitlines()) == 1

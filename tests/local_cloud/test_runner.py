@@ -235,3 +235,12 @@ def test_overlapping_calls_scale_out_up_to_the_cap(
         # One environment: the calls run one after the other, so the first never meets the second.
         assert sorted([results["a"]["met"], results["b"]["met"]]) == [False, True]
         assert len(pids) == 1
+
+
+def test_a_stopped_pool_takes_no_more_calls(make_worker: Make) -> None:
+    template = make_worker()
+    pool = FunctionPool(template.function, template.environment)
+    pool.stop()
+
+    with pytest.raises(RuntimeError, match="shutting down"):
+        pool.invoke({})

@@ -128,3 +128,21 @@ def test_the_cli_prints_the_files_and_the_next_step(tmp_path: Path) -> None:
     assert "test.csv" in result.output
     assert "1254 rows" in result.output
     assert f"xgbpipe upload {tmp_path} --model NAME" in result.output.replace("\n", "")
+
+
+def test_true_false_columns_become_numbers_and_an_old_hyperparameters_file_goes(
+    tmp_path: Path,
+) -> None:
+    raw = pd.read_csv(ABALONE)
+    raw["adult"] = raw["sex"] != "I"
+    source = tmp_path / "raw.csv"
+    raw.to_csv(source, index=False)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "hyperparameters.json").write_text('{"objective": "binary:logistic"}')
+
+    prepared = prepare(source, out, label="rings")
+
+    assert set(read(prepared.train)[prepared.schema.features.index("adult") + 1]) <= {0.0, 1.0}
+    assert not (out / "hyperparameters.json").exists()
+    assert "hyperparameters.json" not in prepared.upload_files()

@@ -225,9 +225,9 @@ class FunctionPool:
         self.function = function
         self.max_environments = max_environments
         self._new = lambda: FunctionWorker(function, environment, log_file)
-        self.first = self._new()
-        self._all = [self.first]
-        self._idle = [self.first]
+        self._all = [self._new()]
+        self._idle = list(self._all)
+        self._closed = False
         self._changed = threading.Condition()
 
     def invoke(self, event: Any, request_id: str | None = None) -> Invocation:
@@ -240,17 +240,23 @@ class FunctionPool:
                 self._changed.notify()
 
     def stop(self) -> None:
-        for worker in self._all:
+        with self._changed:
+            self._closed = True
+            workers = list(self._all)
+            self._changed.notify_all()
+        for worker in workers:
             worker.stop()
 
     def _acquire(self) -> FunctionWorker:
         with self._changed:
-            while not self._idle:
+            while not self._idle and not self._closed:
                 if len(self._all) < self.max_environments:
                     worker = self._new()
                     self._all.append(worker)
                     return worker
                 self._changed.wait()
+            if self._closed:
+                raise RuntimeError(f"{self.function.logical_id} is shutting down")
             return self._idle.pop()
 
 

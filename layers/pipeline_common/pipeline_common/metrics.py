@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Protocol
+from typing import ClassVar, Protocol
 
 from pipeline_common.problem import ProblemType
 
@@ -38,8 +38,10 @@ HIGHER_IS_BETTER: Mapping[str, bool] = MappingProxyType(
 # scikit-learn's log_loss clips probabilities to [eps, 1 - eps] with eps of float64.
 LOG_LOSS_EPS = sys.float_info.epsilon
 _BRACKETS = b'[] "'
-# Lines scored together: the bulk path's lists stay small (a few hundred KB) whatever the file.
+# Lines scored together, bounded in count and bytes: memory stays flat however long or wide the
+# rows are.
 _CHUNK_LINES = 8192
+_CHUNK_BYTES = 4_000_000
 
 
 def evaluate_joined_output(
@@ -65,13 +67,15 @@ def evaluate_joined_output(
         # int() also accepts the Decimal a DynamoDB record returns.
         scorer = _MulticlassScorer(None if num_class is None else int(num_class))
     chunk: list[tuple[int, bytes]] = []
+    size = 0
     for number, raw in enumerate(lines, start=1):
         line = raw.rstrip(b"\r\n")
         if line.strip():
             chunk.append((number, line))
-        if len(chunk) == _CHUNK_LINES:
+            size += len(line)
+        if len(chunk) == _CHUNK_LINES or size >= _CHUNK_BYTES:
             _score_chunk(scorer, chunk, input_width)
-            chunk = []
+            chunk, size = [], 0
     _score_chunk(scorer, chunk, input_width)
     if scorer.rows == 0:
         raise EvaluationError("The batch transform output has no rows to evaluate.")
@@ -83,7 +87,7 @@ def _score_chunk(scorer: _Scorer, chunk: list[tuple[int, bytes]], input_width: i
     in bulk, anything else, and any chunk holding a problem, line by line with its message."""
     if not chunk:
         return
-    columns = _label_and_prediction_columns(chunk, input_width)
+    columns = _label_and_prediction_columns(chunk, input_width) if scorer.bulk else None
     if columns is not None and scorer.add_columns(*columns):
         return
     for number, line in chunk:
@@ -177,6 +181,8 @@ class _Moments:
 
 class _Scorer(Protocol):
     rows: int
+    # Whether add_columns can take plain (label, prediction) pairs at all.
+    bulk: ClassVar[bool]
 
     def add(self, number: int, label: float, prediction: list[float]) -> None: ...
 
@@ -197,6 +203,7 @@ def _single(number: int, prediction: list[float]) -> float:
 
 @dataclass
 class _RegressionScorer:
+    bulk: ClassVar[bool] = True
     rows: int = 0
     squared_error: _Sum = field(default_factory=_Sum)
     absolute_error: _Sum = field(default_factory=_Sum)
@@ -239,6 +246,7 @@ def _clipped_log(probability: float) -> float:
 
 @dataclass
 class _BinaryScorer:
+    bulk: ClassVar[bool] = True
     objective: str | None
     rows: int = 0
     # Per distinct score, the count of [negatives, positives]: AUC with ties, exactly.
@@ -316,6 +324,8 @@ class _BinaryScorer:
 
 @dataclass
 class _MulticlassScorer:
+    # Several values per line, each class checked: multiclass test sets go line by line.
+    bulk: ClassVar[bool] = False
     num_class: int | None
     rows: int = 0
     correct: int = 0
@@ -345,7 +355,7 @@ class _MulticlassScorer:
         self.correct += predicted_class == true_class
 
     def add_columns(self, labels: list[float], predictions: list[float]) -> bool:
-        return False  # classes need checking one by one; multiclass test sets are small
+        return False
 
     @staticmethod
     def _class(number: int, value: float, classes: int | None, what: str) -> int:
