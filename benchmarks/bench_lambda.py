@@ -8,12 +8,12 @@ Cold import is `import handler` in a fresh interpreter that sees only the stdlib
 build directory and its layers' `python/` folders, as Lambda lays them out. It runs with `-B`:
 Lambda's /var/task and /opt are read-only, so a cold start can use only the bytecode the build
 shipped (the layer's Makefile compiles it) and writes none. The environment is a Lambda's:
-LAMBDA_TASK_ROOT set makes Powertools' Tracer live and patch the libraries X-Ray instruments, as
-it does on Lambda; at import the X-Ray SDK only opens a UDP socket and sends nothing. The baseline is the same child
-importing boto3 and building Powertools' Logger, Tracer and Metrics, as the shared layer does.
-Runs alternate between the cases so that load on the machine weighs on all of them alike, and
-each note gives the median CPU time too: importing is CPU-bound, so on a busy machine the wall
-time also counts waiting for a core, the CPU time hardly.
+LAMBDA_TASK_ROOT set makes Powertools' Tracer live and patch the libraries X-Ray instruments, as it
+does on Lambda; at import the X-Ray SDK only opens a UDP socket and sends nothing. The baseline is
+the same child importing boto3 and building Powertools' Logger, Tracer and Metrics, as the shared
+layer does. Runs alternate between the cases so that load on the machine weighs on all of them
+alike, and each note gives the median CPU time too: importing is CPU-bound, so on a busy machine
+the wall time also counts waiting for a core, the CPU time hardly.
 
 The layer is built for arm64; on another architecture its one extension (wrapt) does not load
 and wrapt's pure-Python fallback is imported instead.
