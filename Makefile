@@ -93,7 +93,9 @@ deploy: build ## sam deploy --guided to your AWS account (CONFIG_ENV=prod for pr
 	$(SAM) deploy --guided --config-env $(CONFIG_ENV)
 
 # The SAM CLI builds the functions whose size and cold start are measured; the SDK is not needed.
-bench: venv $(SAM_VENV)/.stamp ## benchmarks: the chain, predict path, local SageMaker, evaluation, Lambda cost
+# The two environments install side by side, as in CI.
+bench: ## benchmarks: the chain, predict path, local SageMaker, evaluation, Lambda cost
+	$(MAKE) -j2 venv $(SAM_VENV)/.stamp
 	$(PY) -m benchmarks
 
 clean:
