@@ -29,7 +29,7 @@ echo "== 5. the batch transform's error, as pictures"
 "$xgbpipe" report "$run" --model "$model" --out "report-$model"
 
 echo "== 6. predict: raw rows, then named features through schema.json"
-cut -d, -f2- "$work/abalone/test.csv" | head -5 | "$xgbpipe" predict "$model" -
+head -5 "$work/abalone/test.csv" | cut -d, -f2- | "$xgbpipe" predict "$model" -
 echo '[{"sex": "M", "length": 0.455, "diameter": 0.365, "height": 0.095, "whole weight": 0.514,
   "shucked weight": 0.2245, "viscera weight": 0.101, "shell weight": 0.15}]' |
   "$xgbpipe" predict "$model" -
