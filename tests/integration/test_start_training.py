@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from types import SimpleNamespace
 
 import pytest
@@ -148,8 +149,12 @@ BINARY_OTHER = "".join(f"{i % 2},{i / 9},{i / 5}\n" for i in range(8))
 LABEL_TWO = BINARY_TRAIN + "2,0.5,0.5\n"
 
 
-def _drop(model: str = "abalone", **files: str) -> tuple[str, dict[str, str]]:
-    named = {"train.csv": TRAIN, "validation.csv": VALIDATION, "test.csv": TEST}
+def _drop(model: str = "abalone", **files: str | bytes) -> tuple[str, dict[str, str | bytes]]:
+    named: dict[str, str | bytes] = {
+        "train.csv": TRAIN,
+        "validation.csv": VALIDATION,
+        "test.csv": TEST,
+    }
     for name, body in files.items():
         named[name.replace("_csv", ".csv").replace("_json", ".json")] = body
     return model, named
@@ -194,6 +199,39 @@ INVALID_DROPS = {
     "ranking objective": (_drop(hyperparameters_json='{"objective": "rank:pairwise"}'), "rank"),
     "bad model name": (_drop(model="Abalone_V2"), "lower-case letters"),
     "empty label": (_drop(train_csv=TRAIN + ",1,2,3,4,5,6,7,8\n"), "label (column 1) is empty"),
+    "NaN label": (
+        _drop(train_csv=TRAIN + "nan,1,2,3,4,5,6,7,8\n"),
+        "the label (column 1) is 'nan'",
+    ),
+    "beyond 32-bit floats": (
+        _drop(validation_csv=VALIDATION + "1,1e39,2,3,4,5,6,7,8\n"),
+        "too large for XGBoost's 32-bit floats",
+    ),
+    "quoted fields": (_drop(test_csv='"1","2","3","4","5","6","7","8","9"\n'), "quoted fields"),
+    "UTF-8 BOM": (_drop(train_csv="\ufeff" + TRAIN), "byte order mark"),
+    "latin-1 bytes": (_drop(validation_csv=b"1,caf\xe9,3,4,5,6,7,8,9\n"), r"'caf\xe9'"),
+    "gzip in a .csv": (_drop(train_csv=gzip.compress(TRAIN.encode())), "compressed or binary"),
+    "digits with underscores": (_drop(test_csv=TEST + "1,1_000,3,4,5,6,7,8,9\n"), "'1_000'"),
+    "blank line between rows": (_drop(train_csv="\n" + TRAIN), "blank but more rows follow"),
+    "semicolons": (_drop(test_csv=TEST.replace(",", ";")), "with semicolons"),
+    "tabs": (_drop(validation_csv=VALIDATION.replace(",", "\t")), "with tabs"),
+    "one class for AUC": (
+        _drop(
+            train_csv=BINARY_TRAIN,
+            validation_csv=BINARY_OTHER,
+            test_csv="".join(f"0,{i / 9},{i / 5}\n" for i in range(8)),
+            hyperparameters_json='{"objective": "binary:logistic"}',
+        ),
+        "holds only label 0 rows",
+    ),
+    "log objective, negative labels": (
+        _drop(
+            train_csv=TRAIN + "-3,1,2,3,4,5,6,7,8\n",
+            hyperparameters_json='{"objective": "reg:squaredlogerror"}',
+        ),
+        "reg:squaredlogerror",
+    ),
+    "space and unicode in the model": (_drop(model="my modèl"), "'my modèl'"),
 }
 
 
@@ -223,4 +261,17 @@ def test_each_invalid_drop_is_rejected_with_its_own_reason(
 
 def test_reasons_are_distinct_across_the_table() -> None:
     reasons = [expected for _, expected in INVALID_DROPS.values()]
-    assert len(set(reasons)) == len(reasons) >= 12
+    assert len(set(reasons)) == len(reasons) >= 25
+
+
+def test_crlf_line_endings_and_missing_features_are_accepted(
+    stack: Stack, lambda_context: SimpleNamespace
+) -> None:
+    # Windows line endings, an empty feature field and "nan" are all missing values to XGBoost
+    crlf = {name: body.replace("\n", "\r\n") for name, body in GOOD.items()}
+    crlf["train.csv"] += "3,,0.5,nan,1,2,3,4,5\r\n"
+    keys = stack.drop("abalone", crlf)
+
+    result = lambda_handler(s3_event(keys[-1:]), lambda_context)
+
+    assert result["outcomes"][0]["action"] == "training_started", result

@@ -126,8 +126,9 @@ def check_drop(
 
 
 def _preview(field: bytes) -> str:
+    """The field as the user would see it, quoted; bytes that are not UTF-8 shown as \\xNN."""
     text = field.decode("utf-8", "backslashreplace")
-    return repr(text if len(text) <= _PREVIEW_CHARS else f"{text[:_PREVIEW_CHARS]}...")
+    return f"'{text if len(text) <= _PREVIEW_CHARS else f'{text[:_PREVIEW_CHARS]}...'}'"
 
 
 def _check_first_line(name: str, line: bytes) -> None:
@@ -149,6 +150,8 @@ def _check_first_line(name: str, line: bytes) -> None:
                     "(batch transform and the prediction API split rows on commas)."
                 )
     fields = line.split(b",")
+    if b'"' in line and all(_is_number(field.strip(b'" ')) for field in fields):
+        raise _quoted(name, 1)
     has_text = any(field.strip() and not _is_number(field) for field in fields)
     if has_text and not _is_number(fields[0]):
         raise DropRejected(
@@ -167,7 +170,16 @@ def _is_number(field: bytes) -> bool:
     return True
 
 
+def _quoted(name: str, number: int) -> DropRejected:
+    return DropRejected(
+        f"{name} line {number} has quoted fields; the built-in XGBoost algorithm does not strip "
+        "quotes, so save the CSV without quoting (pandas: to_csv(..., quoting=csv.QUOTE_NONE))."
+    )
+
+
 def _not_a_number(name: str, number: int, column: int, field: bytes) -> DropRejected:
+    if b'"' in field:
+        return _quoted(name, number)
     return DropRejected(
         f"{name} line {number}, column {column}: {_preview(field)} is not a number; every field "
         "must be numeric (leave a feature field empty for a missing value)."
