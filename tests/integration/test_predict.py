@@ -109,6 +109,32 @@ BAD_REQUESTS = {
         "more than 10000",
     ),
     "unsupported type": ("<x/>", "application/xml", 415, "not supported"),
+    "body over 5 MB": (
+        '{"instances": [[1, 2, 3, 4, 5, 6, 7, 8]' + " " * 5_000_000 + "]}",
+        "application/json",
+        400,
+        "larger than 5000000 bytes",
+    ),
+    "NaN value": (
+        '{"instances": [[1, 2, 3, 4, 5, 6, 7, NaN]]}',
+        "application/json",
+        400,
+        "not finite",
+    ),
+    "boolean value": (
+        json.dumps({"instances": [[1, 2, 3, 4, 5, 6, 7, True]]}),
+        "application/json",
+        400,
+        "True is not a number",
+    ),
+    "instance not a list": ('{"instances": [{"a": 1}]}', "application/json", 400, "is not a list"),
+    "nested list": (
+        json.dumps({"instances": [[1, 2, 3, 4, 5, 6, 7, [8]]]}),
+        "application/json",
+        400,
+        "[8] is not a number",
+    ),
+    "csv wrong width": ("1,2,3\n", "text/csv", 400, "row 1 has 3 values"),
 }
 
 
