@@ -7,12 +7,14 @@ endif
 VENV := .venv
 SAM_VENV := .venv-sam
 SDK_VENV := .venv-sdk
+# checkov pins its own boto3, like the SAM CLI, so it gets an environment of its own.
+CHECKOV_VENV := .venv-checkov
 PY := $(VENV)/bin/python
 # sam build needs a real python3.12 first on PATH (the pyenv shim fails while the global is 3.11).
 SAM := PATH=$(CURDIR)/$(VENV)/bin:$(PATH) SAM_CLI_TELEMETRY=0 $(SAM_VENV)/bin/sam
 NEED_PY312 = @test -n "$(PY312)" || { echo "python3.12 not found: install it (pyenv install 3.12) or run make PY312=/path/to/python3.12" >&2; exit 1; }
 
-.PHONY: help venv tools demo up down env invoke test unit integration e2e lint format typecheck validate build deploy bench clean
+.PHONY: help venv tools demo up down env invoke test unit integration e2e lint format typecheck validate security build deploy bench clean
 
 help:
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -37,8 +39,14 @@ $(SDK_VENV)/.stamp: requirements/sdk.txt
 	$(SDK_VENV)/bin/python -m pip install -q -r requirements/sdk.txt
 	touch $@
 
+$(CHECKOV_VENV)/.stamp: requirements/checkov.txt
+	$(NEED_PY312)
+	test -x $(CHECKOV_VENV)/bin/python || $(PY312) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install -q -r requirements/checkov.txt
+	touch $@
+
 venv: $(VENV)/.stamp ## project environment (functions, local cloud, tests)
-tools: $(SAM_VENV)/.stamp $(SDK_VENV)/.stamp ## SAM CLI and SageMaker SDK, each in its own environment
+tools: $(SAM_VENV)/.stamp $(SDK_VENV)/.stamp $(CHECKOV_VENV)/.stamp ## SAM CLI, SageMaker SDK and checkov, each in its own environment
 
 demo: venv ## whole chain on the local cloud with the sample data, ending in a prediction
 	$(VENV)/bin/xgbpipe demo
@@ -84,6 +92,9 @@ typecheck: venv
 validate: venv tools ## cfn-lint and sam validate --lint
 	$(VENV)/bin/cfn-lint template.yaml
 	$(SAM) validate --lint --region us-east-1
+
+security: $(CHECKOV_VENV)/.stamp ## checkov on template.yaml; each skipped check is explained in .checkov.yaml
+	$(CHECKOV_VENV)/bin/checkov --config-file .checkov.yaml --quiet
 
 build: venv tools ## sam build (no Docker needed)
 	$(SAM) build
