@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -18,6 +18,9 @@ from xgbpipe import client
 from xgbpipe.local import control
 from xgbpipe.local.cloud import Ports
 from xgbpipe.local.state import CloudState, shell_exports
+
+if TYPE_CHECKING:  # pandas behind it: imported by the verbs that need it, not at start-up
+    from xgbpipe.prepare import Schema
 
 app = typer.Typer(help=__doc__, no_args_is_help=True, add_completion=False)
 local_app = typer.Typer(help="The whole stack on this machine: no AWS account, no Docker.")
@@ -384,6 +387,17 @@ def follow(target: client.Stack, model: str, run_id: str, timeout: float) -> dic
     return ended
 
 
+def load_schema(target: client.Stack, model: str, path: Path | None) -> Schema | None:
+    """The schema given with --schema, else the one uploaded beside the model's data, if any."""
+    from xgbpipe.prepare import Schema
+
+    if path is not None:
+        return Schema.load(path)
+    key = f"datasets/{model}/schema.json"
+    uploaded = client.read_object(target, key)
+    return Schema.from_json(uploaded, key) if uploaded is not None else None
+
+
 @app.command()
 def predict(
     model: Annotated[str, typer.Argument(help="The model to ask.")],
@@ -401,7 +415,7 @@ def predict(
     state_dir: StateDir = control.DEFAULT_STATE_DIR,
 ) -> None:
     """Predictions from the live model, one line per row; large inputs go in batches."""
-    from xgbpipe.prepare import PrepareError, Schema
+    from xgbpipe.prepare import PrepareError
 
     target = connect(stack, local, profile, region, state_dir)
     try:
@@ -410,15 +424,11 @@ def predict(
         raise fail(error) from error
 
     def encode(records: list[dict[str, Any]]) -> list[list[float | None]]:
-        if schema is not None:
-            chosen = Schema.load(schema)
-        else:
-            uploaded = client.read_object(target, f"datasets/{model}/schema.json")
-            if uploaded is None:
-                raise client.StackError(
-                    f"model {model} has no schema.json in its drop; pass --schema PATH"
-                )
-            chosen = Schema.from_json(uploaded, f"datasets/{model}/schema.json")
+        chosen = load_schema(target, model, schema)
+        if chosen is None:
+            raise client.StackError(
+                f"model {model} has no schema.json in its drop; pass --schema PATH"
+            )
         live = (client.model_item(target, model) or {}).get("live") or {}
         if live and len(chosen.features) != int(live.get("num_features", 0)):
             raise client.StackError(
@@ -453,7 +463,7 @@ def report(
     state_dir: StateDir = control.DEFAULT_STATE_DIR,
 ) -> None:
     """A PNG and a self-contained HTML of how good the run's model is."""
-    from xgbpipe.prepare import PrepareError, Schema
+    from xgbpipe.prepare import PrepareError
     from xgbpipe.report import ReportError, ReportInputs, write_report
 
     target = connect(stack, local, profile, region, state_dir)
@@ -461,12 +471,8 @@ def report(
     try:
         record = client.find_run(target, run, model)
         files = client.download_run(target, record, out_dir / "data")
-        if schema is not None:
-            names: list[str] | None = Schema.load(schema).features
-        else:
-            uploaded = client.read_object(target, f"datasets/{record['model']}/schema.json")
-            drop_schema = f"datasets/{record['model']}/schema.json"
-            names = Schema.from_json(uploaded, drop_schema).features if uploaded else None
+        chosen = load_schema(target, str(record["model"]), schema)
+        names = chosen.features if chosen else None
         if names is not None and len(names) != int(record.get("num_features", 0)):
             names = None  # the drop's schema belongs to another shape of data
         written = write_report(

@@ -598,27 +598,21 @@ def deletion_plan(stack: Stack, model: str) -> Deletion:
 def delete(stack: Stack, deletion: Deletion, timeout: float = 600.0) -> None:
     """Delete the endpoint, then (once it is gone) its config and model; what is gone is fine."""
     sagemaker = stack.client("sagemaker")
-    _ignore_missing(lambda: sagemaker.delete_endpoint(EndpointName=deletion.endpoint))
+    _exists(lambda: sagemaker.delete_endpoint(EndpointName=deletion.endpoint))
     deadline = time.monotonic() + timeout
     while _exists(lambda: sagemaker.describe_endpoint(EndpointName=deletion.endpoint)):
         if time.monotonic() > deadline:
             raise StackError(f"endpoint {deletion.endpoint} is still being deleted")
         time.sleep(1)
-    _ignore_missing(
-        lambda: sagemaker.delete_endpoint_config(EndpointConfigName=deletion.endpoint_config)
-    )
+    _exists(lambda: sagemaker.delete_endpoint_config(EndpointConfigName=deletion.endpoint_config))
     if deletion.sagemaker_model:
-        _ignore_missing(lambda: sagemaker.delete_model(ModelName=deletion.sagemaker_model))
+        _exists(lambda: sagemaker.delete_model(ModelName=deletion.sagemaker_model))
 
 
 def _missing(error: ClientError) -> bool:
     # SageMaker answers ValidationException "Could not find ..." for unknown resources.
     message = error.response.get("Error", {}).get("Message", "")
     return "Could not find" in message or "does not exist" in message
-
-
-def _ignore_missing(call: Callable[[], Any]) -> None:
-    _exists(call)
 
 
 def _exists(call: Callable[[], Any]) -> bool:
