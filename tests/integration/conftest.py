@@ -63,6 +63,8 @@ class Stack:
     sqs: Any
     queue_url: str
     sagemaker_requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # (operation, name) of every Create* SageMaker accepted.
+    created: set[tuple[str, str]] = field(default_factory=set)
     answers: dict[str, Answer] = field(default_factory=dict)
 
     def drop(self, model: str, files: Mapping[str, str | bytes]) -> list[str]:
@@ -133,16 +135,48 @@ def _record_sagemaker(stack: Stack) -> None:
         stack.sagemaker_requests.append((model.name, copy.deepcopy(params)))
 
     def answer(model: Any, **_: Any) -> Any:
-        scripted = stack.answers.get(model.name)
+        scripted = stack.answers.get(model.name) or _unique_names(stack, model.name)
         if scripted is None:
             return None
         status, body = scripted(stack.requests(model.name)[-1])
         return SimpleNamespace(status_code=status, headers={}), body
 
+    def remember_created(model: Any, http_response: Any, **_: Any) -> None:
+        if model.name in _NAME_TAKEN and http_response.status_code == 200:
+            field_name = _NAME_TAKEN[model.name][0]
+            stack.created.add((model.name, stack.requests(model.name)[-1][field_name]))
+
     for service in ("sagemaker", "sagemaker-runtime"):
         client = clients.client(service)
         client.meta.events.register(f"provide-client-params.{service}", record)
         client.meta.events.register(f"before-call.{service}", answer)
+        client.meta.events.register(f"after-call.{service}", remember_created)
+
+
+# What SageMaker answers a Create* whose name is taken; moto accepts the same name again.
+_NAME_TAKEN = {
+    "CreateTrainingJob": ("TrainingJobName", "ResourceInUse", "Training job names must be unique"),
+    "CreateTransformJob": ("TransformJobName", "ResourceInUse", "Job names must be unique"),
+    "CreateModel": ("ModelName", "ValidationException", "Cannot create already existing model"),
+    "CreateEndpointConfig": (
+        "EndpointConfigName",
+        "ValidationException",
+        "Cannot create already existing endpoint configuration",
+    ),
+    "CreateEndpoint": ("EndpointName", "ValidationException", "Cannot create already existing"),
+}
+
+
+def _unique_names(stack: Stack, operation: str) -> Any:
+    """An answer refusing a name an earlier request of the operation took, as AWS does."""
+    if operation not in _NAME_TAKEN:
+        return None
+    field_name, code, message = _NAME_TAKEN[operation]
+    latest = stack.requests(operation)[-1]
+    if (operation, latest[field_name]) not in stack.created:
+        return None
+    error = {"Error": {"Code": code, "Message": f"{message}: {latest[field_name]}"}}
+    return lambda _: (400, error)
 
 
 @pytest.fixture

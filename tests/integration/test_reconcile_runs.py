@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
+from botocore.exceptions import ClientError
 from pipeline_common.config import Settings
 from pipeline_common.reconciliation import STALE_AFTER, reconcile
 
 from functions.reconcile_runs.handler import lambda_handler
+from functions.start_training.handler import lambda_handler as start_training
 from tests.helpers import load_event
-from tests.integration.conftest import Stack, abalone_like
+from tests.integration.conftest import Stack, abalone_like, s3_event
 from tests.integration.flow import (
     CONTEXT,
     PERFECT_OUTPUT,
@@ -49,18 +52,46 @@ def test_fresh_runs_are_left_alone(stack: Stack) -> None:
     assert stack.requests("CreateTransformJob") == []
 
 
-def test_a_run_whose_job_was_never_created_fails_and_is_announced(stack: Stack) -> None:
-    run_id = start(stack, "abalone", abalone_like(30))
-    stack.answers["DescribeTrainingJob"] = lambda _: (
+def test_a_run_whose_job_was_never_created_gets_it_now(stack: Stack) -> None:
+    # Given a run recorded as training whose CreateTrainingJob was throttled past every retry
+    stack.answers["CreateTrainingJob"] = lambda _: (
         400,
-        {"Error": {"Code": "ValidationException", "Message": "Requested resource not found."}},
+        {"Error": {"Code": "ThrottlingException", "Message": "Rate exceeded"}},
     )
+    keys = stack.drop("abalone", abalone_like(30))
+    with pytest.raises(ClientError, match="ThrottlingException"):
+        start_training(s3_event(keys[-1:]), CONTEXT)
+    (run,) = stack.runs("abalone")
+    assert run["stage"] == "training"
+    del stack.answers["CreateTrainingJob"]
+
+    # When the reconciler finds it stale
+    (outcome,) = reconcile(Settings.from_env(), at=later())
+
+    # Then the job is created, as the first attempt would have
+    assert (outcome.action, outcome.run_id) == ("training_started", run["run_id"])
+    requests = stack.requests("CreateTrainingJob")
+    first, again = requests  # (a scripted answer skips botocore's retries)
+    assert again == first
+    assert stack.notifications() == []
+
+
+def test_a_transform_never_created_is_created_by_the_reconciler(stack: Stack) -> None:
+    # Given a run recorded as transforming whose CreateTransformJob failed past every retry
+    run_id = start(stack, "abalone", abalone_like(30))
+    stack.answers["CreateTransformJob"] = lambda _: (
+        500,
+        {"Error": {"Code": "InternalFailure", "Message": "try again"}},
+    )
+    with pytest.raises(ClientError, match="InternalFailure"):
+        training_changed("abalone", run_id, "Completed")
+    assert stack.run("abalone", run_id)["stage"] == "transforming"
+    del stack.answers["CreateTransformJob"]
 
     (outcome,) = reconcile(Settings.from_env(), at=later())
 
-    assert (outcome.action, outcome.detail) == ("failed", "its training job was never created")
-    (notification,) = stack.notifications()
-    assert notification["run_id"] == run_id
+    assert (outcome.action, outcome.run_id) == ("transform_started", run_id)
+    assert stack.requests("CreateTransformJob")[-1]["TransformJobName"] == job("abalone", run_id)
 
 
 def test_a_run_stuck_in_validation_fails_with_a_reason(stack: Stack) -> None:

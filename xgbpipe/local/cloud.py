@@ -28,6 +28,7 @@ import boto3
 from moto.server import ThreadedMotoServer
 
 from xgbpipe.local.apigateway import ApiGateway
+from xgbpipe.local.faults import Fault, FaultFile
 from xgbpipe.local.lambda_api import LambdaApi
 from xgbpipe.local.runner import DUMMY_CREDENTIALS, Endpoints, Runner, aws_environment
 from xgbpipe.local.state import CloudState
@@ -137,6 +138,7 @@ class LocalCloud:
         self.event_queue_urls: dict[str, str] = {}
         self.notification_queue_urls: dict[str, str] = {}
         self.api_key = ""
+        self.faults = FaultFile.in_state_dir(state_dir)
         self._holds_lock = False
 
     def start(self) -> None:
@@ -154,6 +156,7 @@ class LocalCloud:
 
     def _start(self) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.faults.clear()
         # moto's server logs every request; the functions' logs are the interesting ones.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._moto = ThreadedMotoServer(self.host, self.ports.services, verbose=False)
@@ -187,6 +190,7 @@ class LocalCloud:
             self._send_failure,
             log_dir=self.state_dir / "logs",
             retry_delays=self.retry_delays,
+            faults_path=self.faults.path,
         )
         self._lambda_api.start(self._runner)
         for delivery in deliveries:
@@ -248,6 +252,13 @@ class LocalCloud:
                 return False
         return not any(self.runner.pending().values())
 
+    def arm_fault(self, fault: Fault) -> Fault:
+        """Arm a fault (see xgbpipe.local.faults); a function may be named by its logical id."""
+        if fault.function is not None:
+            assert self.wiring is not None, "start the local cloud first"
+            fault.function = self.wiring.function(fault.function).name
+        return self.faults.arm(fault)
+
     def environment(self) -> dict[str, str]:
         """The shell exports that point boto3 and the AWS CLI at this cloud, and its outputs."""
         assert self.endpoints is not None
@@ -292,6 +303,7 @@ class LocalCloud:
             account_id=wiring.account_id,
             s3_endpoint_url=services_url,
             events_endpoint_url=services_url,
+            faults_path=self.faults.path,
         )
 
     def _create_resources(self, wiring: Wiring) -> list[Delivery]:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Protocol
 
+from xgbpipe.local.faults import FAULTS_VARIABLE
 from xgbpipe.local.wiring import Function, Wiring
 
 log = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ def aws_environment(endpoints: Endpoints, region: str) -> dict[str, str]:
     return environment
 
 
-def function_environment(function: Function, endpoints: Endpoints, region: str) -> dict[str, str]:
+def function_environment(
+    function: Function, endpoints: Endpoints, region: str, faults_path: Path | None = None
+) -> dict[str, str]:
     """A clean process environment like Lambda's: the template's variables, then the reserved."""
     return {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
@@ -75,6 +78,7 @@ def function_environment(function: Function, endpoints: Endpoints, region: str) 
         "_HANDLER": function.handler,
         # What `sam local` sets: Powertools' tracer stays off without an X-Ray daemon.
         "AWS_SAM_LOCAL": "true",
+        **({FAULTS_VARIABLE: str(faults_path)} if faults_path else {}),
     }
 
 
@@ -402,6 +406,7 @@ class Runner:
         log_dir: Path | None = None,
         retry_delays: tuple[float, ...] = (60.0, 120.0),
         max_environments: int = 8,
+        faults_path: Path | None = None,
     ) -> None:
         self.wiring = wiring
         self._log_files: list[IO[str]] = []
@@ -415,7 +420,7 @@ class Runner:
                 self._log_files.append(log_file)
             pool = FunctionPool(
                 function,
-                function_environment(function, endpoints, wiring.region),
+                function_environment(function, endpoints, wiring.region, faults_path),
                 log_file,
                 max_environments,
             )

@@ -18,6 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+# xgbpipe.local.faults.FAULTS_VARIABLE, spelled out: this script must not import xgbpipe unasked.
+FAULTS_VARIABLE = "XGBPIPE_LOCAL_FAULTS"
+
 
 @dataclass
 class LambdaContext:
@@ -90,6 +93,11 @@ def main(argv: list[str]) -> None:
     except Exception as error:
         traceback.print_exc()
         handler = error
+    if os.environ.get(FAULTS_VARIABLE):
+        # Only in a local cloud, which runs this with the project's Python: xgbpipe is there.
+        from xgbpipe.local.faults import install_call_faults
+
+        install_call_faults(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
     serve(handler, sys.stdin, responses)
 
 

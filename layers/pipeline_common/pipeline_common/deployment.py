@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
+
+from botocore.exceptions import ClientError
 
 from pipeline_common import clients, storage
 from pipeline_common.config import Settings
 from pipeline_common.gate import GateDecision, decide
 from pipeline_common.lifecycle import completed_job, conclude
 from pipeline_common.metrics import EvaluationError, evaluate_joined_output
-from pipeline_common.naming import RunRef, endpoint_name
+from pipeline_common.naming import RunRef, endpoint_name, job_name
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.problem import ProblemType
 from pipeline_common.runs import RunsTable, Stage, Status
-from pipeline_common.sagemaker_calls import create, describe_endpoint
+from pipeline_common.sagemaker_calls import create, describe_endpoint, is_transient
 from pipeline_common.sagemaker_requests import (
     endpoint_config_request,
     metrics_key,
@@ -27,22 +29,44 @@ _BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
 
 
 def on_transform_job_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome:
-    job = completed_job(settings, detail, "Transform", "batch transform", Stage.TRANSFORMING)
+    job = completed_job(settings, detail, "Transform", "batch transform")
     if isinstance(job, Outcome):
         return job
     ref, runs, run = job.ref, job.runs, job.run
     endpoint = endpoint_name(settings.job_prefix, ref.model)
+    if run["stage"] == Stage.DEPLOYING:
+        # A retry of an invocation that claimed the endpoint but died before pointing it here.
+        reason = str(run["gate"]["reason"])
+        return _guarded(
+            settings, runs, ref, lambda: _point_endpoint(settings, ref, endpoint, reason)
+        )
+    if run["stage"] != Stage.TRANSFORMING:
+        return Outcome("duplicate", ref.model, ref.run_id, f"the run is {run['stage']}")
     busy = _busy(runs, ref, describe_endpoint(endpoint))
     if busy:
         return _park(runs, ref, busy)
     # The stage change is the lock: of two duplicated events, one scores and deploys.
     if not runs.advance(ref, Stage.TRANSFORMING, Stage.EVALUATING, {}):
         return Outcome("duplicate", ref.model, ref.run_id, "another invocation is scoring")
+    return _guarded(
+        settings, runs, ref, lambda: _evaluate_and_deploy(settings, runs, ref, run, endpoint)
+    )
+
+
+def _guarded(
+    settings: Settings, runs: RunsTable, ref: RunRef, step: Callable[[], Outcome]
+) -> Outcome:
+    """Run a step past the lock: a lasting error ends the run, a passing one is left to retry."""
     try:
-        return _evaluate_and_deploy(settings, runs, ref, run, endpoint)
+        return step()
     except Exception as error:
-        # Past the lock no retry can resume the run, so end it visibly, then let Lambda log it.
-        conclude(settings, runs, ref, Status.FAILED, f"deployment failed: {error}")
+        if isinstance(error, ClientError) and is_transient(error):
+            # Hand the run back for Lambda's retry: scoring again is safe, and a deployment
+            # already recorded resumes above.
+            runs.advance(ref, Stage.EVALUATING, Stage.TRANSFORMING, {})
+        else:
+            # No retry could do better, so end the run visibly, then let Lambda log the error.
+            conclude(settings, runs, ref, Status.FAILED, f"deployment failed: {error}")
         raise
 
 
@@ -142,30 +166,39 @@ def _deploy(
         # The endpoint changed hands while this run was scored: score it again when it is free.
         runs.advance(ref, Stage.EVALUATING, Stage.TRANSFORMING, {})
         return _park(runs, ref, busy)
-    config = endpoint_config_request(settings, ref)
-    name = config["EndpointConfigName"]
     # Record first, then act: the endpoint's event can never find the run a stage behind.
     if not runs.advance(
         ref,
         Stage.EVALUATING,
         Stage.DEPLOYING,
-        {"metrics": scores, "gate": gate, "endpoint": endpoint, "endpoint_config": name},
+        {
+            "metrics": scores,
+            "gate": gate,
+            "endpoint": endpoint,
+            "endpoint_config": job_name(settings.job_prefix, ref),
+        },
     ):
         runs.clear_deploying(ref)
         return Outcome("duplicate", ref.model, ref.run_id, "the run ended while it was scored")
+    return _point_endpoint(settings, ref, endpoint, str(gate["reason"]))
+
+
+def _point_endpoint(settings: Settings, ref: RunRef, endpoint: str, reason: str) -> Outcome:
+    """Create the run's endpoint config and move the endpoint onto it; safe to repeat."""
+    config = endpoint_config_request(settings, ref)
     create("create_endpoint_config", config)
-    request = {"EndpointName": endpoint, "EndpointConfigName": name}
-    if current is None and create("create_endpoint", {**request, "Tags": config["Tags"]}):
+    request = {"EndpointName": endpoint, "EndpointConfigName": config["EndpointConfigName"]}
+    current = describe_endpoint(endpoint)
+    if current is None:
+        create("create_endpoint", {**request, "Tags": config["Tags"]})
         action = "endpoint_created"
+    elif current["EndpointStatus"] != "InService" or (
+        current["EndpointConfigName"] == config["EndpointConfigName"]
+    ):
+        action = "endpoint_changing"  # a replay: the change is made or under way
     else:
         # A new config on the same endpoint: SageMaker shifts traffic without downtime.
         clients.client("sagemaker").update_endpoint(**request)
         action = "endpoint_updated"
-    logger.info(action, extra={"endpoint": endpoint, "endpoint_config": name})
-    return Outcome(
-        action,
-        ref.model,
-        ref.run_id,
-        str(gate["reason"]),
-        data={"metrics": dict(scores), "endpoint": endpoint},
-    )
+    logger.info(action, extra=request)
+    return Outcome(action, ref.model, ref.run_id, reason, data={"endpoint": endpoint})

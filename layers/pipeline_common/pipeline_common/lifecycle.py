@@ -11,7 +11,7 @@ from pipeline_common.naming import RunRef, parse_job_name
 from pipeline_common.notifications import notify
 from pipeline_common.observability import logger, metrics
 from pipeline_common.outcome import Outcome
-from pipeline_common.runs import RunsTable, Stage, Status
+from pipeline_common.runs import RunsTable, Status
 
 _ENDED_JOB = {"Failed": Status.FAILED, "Stopped": Status.STOPPED}
 _METRIC = {
@@ -67,12 +67,12 @@ class CompletedJob:
 
 
 def completed_job(
-    settings: Settings, detail: Mapping[str, Any], kind: str, step: str, waiting_stage: Stage
+    settings: Settings, detail: Mapping[str, Any], kind: str, step: str
 ) -> CompletedJob | Outcome:
-    """Read a `<kind>Job State Change` detail: the run to advance, or how the event ends.
+    """Read a `<kind>Job State Change` detail: the run in progress it completes, or how it ends.
 
-    Failed or Stopped ends the run; other states, jobs of other stacks and runs not in
-    `waiting_stage` (a duplicate or late event) are ignored.
+    Failed or Stopped ends the run; other states, jobs of other stacks and runs already over
+    (a duplicate or late event) are ignored. The caller judges the run's stage.
     """
     name = str(detail.get(f"{kind}JobName", ""))
     ref = parse_job_name(settings.job_prefix, name)
@@ -86,6 +86,6 @@ def completed_job(
     if status != "Completed":
         return Outcome("ignored", ref.model, ref.run_id, f"the {step} job is {status}")
     run = runs.get(ref)
-    if run is None or run.get("stage") != waiting_stage:
+    if run is None or run.get("status") != Status.IN_PROGRESS:
         return Outcome("duplicate", ref.model, ref.run_id, f"the run is not waiting for {step}")
     return CompletedJob(name, ref, runs, run)

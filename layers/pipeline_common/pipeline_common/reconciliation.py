@@ -7,7 +7,7 @@ through the same logic the events use; a run that ended but was never announced 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,7 @@ from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.runs import RunsTable, Stage, Status, stamp
 from pipeline_common.sagemaker_calls import describe_endpoint, not_found
+from pipeline_common.training import create_training_job
 from pipeline_common.transform import on_training_job_change
 
 # Longer than any function's timeout (this one's is 10 minutes), so no run still being worked on
@@ -46,6 +47,15 @@ def reconcile(settings: Settings, at: datetime | None = None) -> list[Outcome]:
     return outcomes
 
 
+def _described(describe: Callable[..., dict[str, Any]], **name: str) -> dict[str, Any] | None:
+    try:
+        return describe(**name)
+    except ClientError as error:
+        if not_found(error):
+            return None
+        raise
+
+
 def reconcile_run(settings: Settings, runs: RunsTable, run: Mapping[str, Any]) -> Outcome:
     ref = RunRef(str(run["model"]), str(run["run_id"]))
     if run.get("status") != Status.IN_PROGRESS:
@@ -54,22 +64,22 @@ def reconcile_run(settings: Settings, runs: RunsTable, run: Mapping[str, Any]) -
     stage = run.get("stage")
     name = job_name(settings.job_prefix, ref)
     sagemaker = clients.client("sagemaker")
-    try:
-        if stage == Stage.TRAINING:
-            return on_training_job_change(
-                settings, sagemaker.describe_training_job(TrainingJobName=name)
-            )
-        if stage == Stage.TRANSFORMING:
-            return on_transform_job_change(
-                settings, sagemaker.describe_transform_job(TransformJobName=name)
-            )
-        if stage == Stage.DEPLOYING:
-            described = describe_endpoint(str(run.get("endpoint", "")))
-            return settle_deployment(settings, runs, ref, run, described, final=True)
-    except ClientError as error:
-        if not not_found(error):
-            raise
-        return conclude(settings, runs, ref, Status.FAILED, f"its {stage} job was never created")
+    if stage == Stage.TRAINING:
+        training = _described(sagemaker.describe_training_job, TrainingJobName=name)
+        if training is None:
+            # Recorded, then every attempt to create the job failed for a passing reason.
+            return create_training_job(settings, runs, ref, run)
+        return on_training_job_change(settings, training)
+    if stage == Stage.TRANSFORMING:
+        transform = _described(sagemaker.describe_transform_job, TransformJobName=name)
+        if transform is None:
+            # Resumes the run's creation of its model and transform job.
+            training = sagemaker.describe_training_job(TrainingJobName=name)
+            return on_training_job_change(settings, training)
+        return on_transform_job_change(settings, transform)
+    if stage == Stage.DEPLOYING:
+        described = describe_endpoint(str(run.get("endpoint", "")))
+        return settle_deployment(settings, runs, ref, run, described, final=True)
     # Validation and scoring happen inside one invocation: if they went stale, it died.
     return conclude(
         settings,

@@ -13,6 +13,28 @@ def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
+# Errors botocore's standard mode retries. Still there after its attempts, they are worth a retry
+# of the whole event (Lambda makes two, with backoff), not a failed run.
+_TRANSIENT = {
+    "ThrottlingException",
+    "Throttling",
+    "ThrottledException",
+    "RequestThrottled",
+    "TooManyRequestsException",
+    "RequestLimitExceeded",
+    "ProvisionedThroughputExceededException",
+    "SlowDown",
+    "InternalFailure",
+    "InternalServerError",
+    "ServiceUnavailable",
+}
+
+
+def is_transient(error: ClientError) -> bool:
+    status = error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+    return error_code(error) in _TRANSIENT or int(status) >= 500
+
+
 def already_exists(error: ClientError) -> bool:
     """SageMaker says "exists" with ResourceInUse for jobs and ValidationException for the rest."""
     message = str(error.response.get("Error", {}).get("Message", "")).lower()

@@ -6,10 +6,10 @@ XGBoost algorithm's conventions: text/csv, label in column 0, one image for trai
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from pipeline_common.config import EndpointKind, Settings
-from pipeline_common.hyperparameters import ResolvedHyperparameters
 from pipeline_common.naming import RunRef, job_name, run_prefix
 from pipeline_common.storage import s3_uri
 
@@ -67,7 +67,7 @@ def _csv_channel(name: str, uri: str) -> dict[str, Any]:
 
 
 def training_job_request(
-    settings: Settings, ref: RunRef, hyperparameters: ResolvedHyperparameters
+    settings: Settings, ref: RunRef, hyperparameters: Mapping[str, str]
 ) -> dict[str, Any]:
     bucket = settings.data_bucket
     return {
@@ -88,7 +88,7 @@ def training_job_request(
             "VolumeSizeInGB": TRAINING_VOLUME_GB,
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": MAX_TRAINING_SECONDS},
-        "HyperParameters": dict(hyperparameters.values),
+        "HyperParameters": dict(hyperparameters),
         "Tags": tags(ref),
     }
 

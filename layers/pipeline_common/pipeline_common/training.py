@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -27,7 +28,7 @@ from pipeline_common.naming import (
 from pipeline_common.observability import logger, metrics
 from pipeline_common.outcome import Outcome
 from pipeline_common.runs import RunsTable, Stage, Status
-from pipeline_common.sagemaker_calls import create
+from pipeline_common.sagemaker_calls import create, is_transient
 from pipeline_common.sagemaker_requests import input_key, training_job_request
 from pipeline_common.validation import DropRejected, check_drop, profile_csv
 
@@ -51,6 +52,10 @@ def start_training(settings: Settings, model: str) -> Outcome:
         for name, obj in present.items()
     }
     if not runs.begin(ref, {"inputs": inputs}):
+        run = runs.get(ref) or {}
+        if run.get("stage") == Stage.TRAINING and run.get("status") == Status.IN_PROGRESS:
+            # A retry of an invocation that recorded the stage but died before the job existed.
+            return create_training_job(settings, runs, ref, run)
         return Outcome("duplicate", model, ref.run_id, "this set of files already has a run")
     try:
         hyperparameters, num_features = _validate(settings, ref, present)
@@ -59,34 +64,39 @@ def start_training(settings: Settings, model: str) -> Outcome:
     except SupersededUpload as superseded:
         return reject(settings, runs, ref, str(superseded), status=Status.STOPPED)
 
-    request = training_job_request(settings, ref, hyperparameters)
+    fields = {
+        "training_job": job_name(settings.job_prefix, ref),
+        "objective": hyperparameters.objective,
+        "problem": hyperparameters.problem,
+        "num_class": hyperparameters.num_class,
+        "num_features": num_features,
+        "hyperparameters": hyperparameters.values,
+    }
     # Record first, then act: the job's own event can never find the run a stage behind.
-    if not runs.advance(
-        ref,
-        Stage.VALIDATING,
-        Stage.TRAINING,
-        {
-            "training_job": request["TrainingJobName"],
-            "objective": hyperparameters.objective,
-            "problem": hyperparameters.problem,
-            "num_class": hyperparameters.num_class,
-            "num_features": num_features,
-            "hyperparameters": hyperparameters.values,
-        },
-    ):
+    if not runs.advance(ref, Stage.VALIDATING, Stage.TRAINING, fields):
         return Outcome("duplicate", model, ref.run_id, "another invocation took the run")
+    return create_training_job(settings, runs, ref, fields)
+
+
+def create_training_job(
+    settings: Settings, runs: RunsTable, ref: RunRef, run: Mapping[str, Any]
+) -> Outcome:
+    """Create the job a run in the training stage names; safe to repeat (the name is the key)."""
+    request = training_job_request(settings, ref, run["hyperparameters"])
     try:
         created = create("create_training_job", request)
     except ClientError as error:
+        if is_transient(error):
+            raise  # Lambda retries the event (or reconcile_runs the run), which lands here again
         return conclude(settings, runs, ref, Status.FAILED, f"training not started: {error}")
     if created:
         metrics.add_metric(name="TrainingJobsStarted", unit="Count", value=1)
     logger.info("training job started", extra={"job": request["TrainingJobName"]})
     return Outcome(
         "training_started" if created else "training_already_started",
-        model,
+        ref.model,
         ref.run_id,
-        data={"training_job": job_name(settings.job_prefix, ref), "num_features": num_features},
+        data={"training_job": request["TrainingJobName"], "num_features": run["num_features"]},
     )
 
 

@@ -13,15 +13,17 @@ from pipeline_common.lifecycle import completed_job, conclude
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.runs import Stage, Status
-from pipeline_common.sagemaker_calls import create
+from pipeline_common.sagemaker_calls import create, is_transient
 from pipeline_common.sagemaker_requests import model_request, transform_job_request
 
 
 def on_training_job_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome:
-    job = completed_job(settings, detail, "Training", "training", Stage.TRAINING)
+    job = completed_job(settings, detail, "Training", "training")
     if isinstance(job, Outcome):
         return job
-    name, ref, runs = job.name, job.ref, job.runs
+    name, ref, runs, stage = job.name, job.ref, job.runs, job.run["stage"]
+    if stage not in (Stage.TRAINING, Stage.TRANSFORMING):
+        return Outcome("duplicate", ref.model, ref.run_id, f"the run is {stage}")
     # Events are best-effort and their detail varies; the job's description is authoritative.
     described = clients.client("sagemaker").describe_training_job(TrainingJobName=name)
     model = model_request(
@@ -35,7 +37,8 @@ def on_training_job_change(settings: Settings, detail: Mapping[str, Any]) -> Out
         m["MetricName"]: float(m["Value"]) for m in described.get("FinalMetricDataList", [])
     }
     # Record first, then act: the transform's own event can never find the run a stage behind.
-    if not runs.advance(
+    # A run already transforming is a retry, which creates what the first attempt did not.
+    if stage == Stage.TRAINING and not runs.advance(
         ref,
         Stage.TRAINING,
         Stage.TRANSFORMING,
@@ -49,12 +52,14 @@ def on_training_job_change(settings: Settings, detail: Mapping[str, Any]) -> Out
         return Outcome("duplicate", ref.model, ref.run_id, "another invocation took the run")
     try:
         create("create_model", model)
-        create("create_transform_job", transform)
+        created = create("create_transform_job", transform)
     except ClientError as error:
+        if is_transient(error):
+            raise  # Lambda retries the event, which resumes here
         return conclude(settings, runs, ref, Status.FAILED, f"batch transform not started: {error}")
     logger.info("batch transform started", extra={"job": transform["TransformJobName"]})
     return Outcome(
-        "transform_started",
+        "transform_started" if created else "transform_already_started",
         ref.model,
         ref.run_id,
         data={"transform_job": transform["TransformJobName"], "training_metrics": training_metrics},

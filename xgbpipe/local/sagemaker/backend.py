@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from xgbpipe.local.faults import FaultFile
 from xgbpipe.local.sagemaker import events, s3io, state
 from xgbpipe.local.sagemaker.checks import check_image, check_transform_settings, check_variants
 from xgbpipe.local.sagemaker.errors import (
@@ -68,6 +69,7 @@ class SageMakerBackend:
         publisher: events.EventPublisher,
         runner: JobRunner,
         state_dir: Path | None,
+        faults: FaultFile | None = None,
     ) -> None:
         self.region = region
         self.account_id = account_id
@@ -75,6 +77,7 @@ class SageMakerBackend:
         self._publisher = publisher
         self._runner = runner
         self._state_file = state_dir / "sagemaker-state.json" if state_dir else None
+        self._faults = faults
         self._lock = threading.RLock()
         self._training: dict[str, dict[str, Any]] = {}
         self._transforms: dict[str, dict[str, Any]] = {}
@@ -143,6 +146,11 @@ class SageMakerBackend:
         merged = {tag["Key"]: tag["Value"] for tag in self._tags.get(arn, [])}
         merged.update({tag["Key"]: tag["Value"] for tag in tags})
         self._tags[arn] = [{"Key": key, "Value": value} for key, value in merged.items()]
+
+    def _injected(self, kind: str, outcome: Outcome) -> Outcome:
+        """A job that would have completed fails instead while a fault is armed for its kind."""
+        fault = self._faults.claim(kind) if self._faults and outcome.status == "Completed" else None
+        return Outcome("Failed", reason=fault.message) if fault else outcome
 
     def _worker_spec(self, job: dict[str, Any], **extra: Any) -> dict[str, Any]:
         return {
@@ -300,6 +308,7 @@ class SageMakerBackend:
             self._training_changed(name)
 
     def _training_done(self, name: str, outcome: Outcome) -> None:
+        outcome = self._injected("TrainingJob", outcome)
         with self._lock:
             timer = self._timers.pop(name, None)
             if timer:
@@ -466,6 +475,7 @@ class SageMakerBackend:
         )
 
     def _transform_done(self, name: str, outcome: Outcome) -> None:
+        outcome = self._injected("TransformJob", outcome)
         with self._lock:
             job = self._transforms[name]
             job["TransformJobStatus"] = outcome.status
@@ -672,6 +682,9 @@ class SageMakerBackend:
                     f"the ping health check: the model could not be loaded ({error})."
                 )[:1024]
                 break
+        if self._faults and reason is None and not restoring:
+            fault = self._faults.claim("Endpoint")
+            reason = fault.message if fault else None
         with self._lock:
             endpoint = self._endpoints.get(name)
             if endpoint is None:

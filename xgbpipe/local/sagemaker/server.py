@@ -18,6 +18,7 @@ from typing import Any
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
+from xgbpipe.local.faults import FaultFile
 from xgbpipe.local.sagemaker.backend import WORKER_MODULES, SageMakerBackend
 from xgbpipe.local.sagemaker.errors import RuntimeServiceError, ServiceError
 from xgbpipe.local.sagemaker.events import EventPublisher
@@ -153,8 +154,10 @@ class LocalSageMaker:
         account_id: str = "123456789012",
         s3_endpoint_url: str | None = None,
         events_endpoint_url: str | None = None,
+        faults_path: Path | None = None,
     ) -> None:
         self.host = host
+        self.faults_path = faults_path
         self.port = port
         self.state_dir = state_dir
         self.max_workers = max_workers
@@ -181,6 +184,7 @@ class LocalSageMaker:
             publisher=self._publisher,
             runner=self._runner,
             state_dir=self.state_dir,
+            faults=FaultFile(self.faults_path) if self.faults_path else None,
         )
         self._server = make_server(
             self.host,

@@ -1,0 +1,230 @@
+"""Faults injected into the local cloud on purpose, to prove the stack survives them.
+
+Armed faults live in one JSON file of the cloud's state directory, so the test or user arming
+them, the local SageMaker and every function process see the same list. Each fault fires a set
+number of times; a firing is claimed under a file lock, so however many processes race, it fires
+exactly that often.
+
+- Call faults act in a function's process just before one of its AWS calls, named like
+  `sagemaker.CreateTrainingJob` (botocore's service id and operation): `error` answers with an AWS
+  error, which botocore's retries see as if the service had sent it; `crash` kills the process
+  mid-invocation, as an out-of-memory kill would, so Lambda retries the event; `pause` holds the
+  call until the fault is released, so a test can make a race happen on cue.
+- Job faults make the local SageMaker's next `TrainingJob`, `TransformJob` or `Endpoint`
+  deployment fail with the fault's message, as a container error would.
+
+Standard library only: function processes import it beside their own code.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+# The variable that tells a function process where the cloud's fault file is.
+FAULTS_VARIABLE = "XGBPIPE_LOCAL_FAULTS"
+FAULTS_FILE = "faults.json"
+JOBS = ("TrainingJob", "TransformJob", "Endpoint")
+# A paused call gives up waiting after this long, so a forgotten release cannot hang a cloud.
+MAX_PAUSE_SECONDS = 120.0
+# The exit status of a crashed function process (what Lambda reports for a runtime exit).
+CRASH_EXIT_STATUS = 70
+
+Effect = Literal["error", "crash", "pause", "fail"]
+
+
+class FaultError(ValueError):
+    """A fault that cannot be armed as described."""
+
+
+@dataclass
+class Fault:
+    """One armed fault: what it matches, what it does, and how many more times it fires."""
+
+    target: str
+    effect: Effect
+    times: int = 1
+    function: str | None = None
+    code: str = "ThrottlingException"
+    message: str = "Rate exceeded"
+    status: int = 400
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+    fired: int = 0
+    paused: bool = False
+    released: bool = False
+
+    def __post_init__(self) -> None:
+        if self.effect == "fail":
+            if self.target not in JOBS:
+                raise FaultError(f"a fail fault targets one of {', '.join(JOBS)}")
+        elif self.effect in ("error", "crash", "pause"):
+            service, _, operation = self.target.partition(".")
+            if not service or not operation:
+                raise FaultError(
+                    f"a call fault targets service.Operation, such as "
+                    f"sagemaker.CreateTrainingJob, not {self.target!r}"
+                )
+        else:
+            raise FaultError(f"unknown effect {self.effect!r}: error, crash, pause or fail")
+        if self.times < 1:
+            raise FaultError("a fault fires at least once")
+
+    @property
+    def is_call(self) -> bool:
+        return self.effect != "fail"
+
+    def matches(self, target: str, function: str | None) -> bool:
+        return (
+            self.fired < self.times
+            and self.target == target
+            and (self.function is None or self.function == function)
+        )
+
+
+class FaultFile:
+    """The armed faults of one local cloud, shared by every process through one file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._lock_path = path.with_suffix(".lock")
+
+    @classmethod
+    def in_state_dir(cls, state_dir: Path) -> FaultFile:
+        return cls(state_dir / FAULTS_FILE)
+
+    def arm(self, fault: Fault) -> Fault:
+        with self._edit() as faults:
+            faults.append(fault)
+        return fault
+
+    def armed(self) -> list[Fault]:
+        with self._edit() as faults:
+            return [Fault(**asdict(fault)) for fault in faults]
+
+    def get(self, fault_id: str) -> Fault:
+        for fault in self.armed():
+            if fault.id == fault_id:
+                return fault
+        raise FaultError(f"no fault {fault_id}")
+
+    def clear(self) -> None:
+        with self._edit() as faults:
+            faults.clear()
+
+    def release(self, fault_id: str) -> None:
+        with self._edit() as faults:
+            for fault in faults:
+                if fault.id == fault_id:
+                    fault.released = True
+
+    def claim(self, target: str, function: str | None = None) -> Fault | None:
+        """The fault that fires now for this target, counted as fired; None when none does."""
+        if not self.path.exists():
+            return None
+        with self._edit() as faults:
+            for fault in faults:
+                if fault.matches(target, function):
+                    fault.fired += 1
+                    fault.paused = fault.effect == "pause"
+                    return Fault(**asdict(fault))
+        return None
+
+    def wait_until_paused(self, fault_id: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not self.get(fault_id).paused:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"fault {fault_id} did not pause a call within {timeout}s")
+            time.sleep(0.05)
+
+    def _hold(self, fault_id: str) -> None:
+        """Block the paused call until the fault is released (or MAX_PAUSE_SECONDS pass)."""
+        deadline = time.monotonic() + MAX_PAUSE_SECONDS
+        while not self.get(fault_id).released and time.monotonic() < deadline:
+            time.sleep(0.05)
+        with self._edit() as faults:
+            for fault in faults:
+                if fault.id == fault_id:
+                    fault.paused = False
+
+    @contextmanager
+    def _edit(self) -> Iterator[list[Fault]]:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                stored = json.loads(self.path.read_text()) if self.path.exists() else []
+                faults = [Fault(**entry) for entry in stored]
+                yield faults
+                temporary = self.path.with_suffix(".tmp")
+                temporary.write_text(json.dumps([asdict(fault) for fault in faults], indent=1))
+                temporary.replace(self.path)
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+class _Body:
+    """The raw stream botocore reads an HTTP response's body from."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+
+    def stream(self, **_kwargs: Any) -> Iterator[bytes]:
+        yield self._data
+
+
+def _error_response(fault: Fault, service: str, url: str) -> Any:
+    from botocore.awsrequest import AWSResponse
+    from botocore.compat import HTTPHeaders
+
+    headers = HTTPHeaders()
+    if service == "s3":
+        body = f"<Error><Code>{fault.code}</Code><Message>{fault.message}</Message></Error>"
+        headers["Content-Type"] = "application/xml"
+    else:
+        body = json.dumps({"__type": fault.code, "message": fault.message})
+        headers["Content-Type"] = "application/x-amz-json-1.1"
+        headers["x-amzn-ErrorType"] = fault.code
+    return AWSResponse(url, fault.status, headers, _Body(body.encode()))
+
+
+def call_fault_hook(faults: FaultFile, function: str | None) -> Callable[..., Any]:
+    """A botocore `before-send` handler that applies the call faults armed for this function."""
+
+    def before_send(request: Any, event_name: str, **_kwargs: Any) -> Any:
+        _, service, operation = event_name.split(".", 2)
+        target = f"{service}.{operation}"
+        fault = faults.claim(target, function)
+        if fault is None:
+            return None
+        if fault.effect == "crash":
+            print(f"local fault {fault.id}: crashing before {target}", file=sys.stderr, flush=True)
+            os._exit(CRASH_EXIT_STATUS)
+        if fault.effect == "pause":
+            faults._hold(fault.id)
+            return None
+        return _error_response(fault, service, request.url)
+
+    return before_send
+
+
+def install_call_faults(function: str | None) -> None:
+    """Apply the cloud's call faults to every boto3 client this process makes from now on."""
+    path = os.environ.get(FAULTS_VARIABLE)
+    if not path:
+        return
+    import boto3
+
+    # Clients copy their session's handlers when made, so register before the first one.
+    boto3.setup_default_session()
+    session = boto3.DEFAULT_SESSION
+    assert session is not None
+    session.events.register("before-send", call_fault_hook(FaultFile(Path(path)), function))
