@@ -238,7 +238,12 @@ def test_failed_endpoint_fails_the_run_and_keeps_nothing_live(stack: Stack) -> N
     outcome = endpoint_changed("abalone", job("abalone", run_id), "FAILED")
 
     assert outcome["action"] == "failed"
-    assert outcome["detail"] == "deployment failed: model artifact could not be loaded"
+    assert outcome["detail"] == (
+        "deployment failed: model artifact could not be loaded; endpoint xgbp-abalone was "
+        "deleted and the next drop creates it anew"
+    )
+    (deleted,) = stack.requests("DeleteEndpoint")
+    assert deleted == {"EndpointName": "xgbp-abalone"}
     model = stack.run("abalone", "_model")
     assert "live" not in model
     assert "deploying_run_id" not in model

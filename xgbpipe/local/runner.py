@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -287,6 +288,19 @@ class _AsyncEvent:
     attempts: int = 0
 
 
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt at an asynchronous event, as Lambda's logs would show it."""
+
+    event: Any
+    number: int
+    invocation: Invocation
+
+
+# Attempts remembered per function: enough for tests to replay a chain's events and count retries.
+JOURNAL_LENGTH = 500
+
+
 class AsyncInvoker:
     """Lambda's asynchronous invocation: an event queue, retries, then the OnFailure record."""
 
@@ -304,6 +318,7 @@ class AsyncInvoker:
         self._pending = 0
         self._pending_lock = threading.Lock()
         self._stopping = threading.Event()
+        self.journal: deque[Attempt] = deque(maxlen=JOURNAL_LENGTH)
         self._thread = threading.Thread(
             target=self._run, name=f"{self.function.logical_id}-async", daemon=True
         )
@@ -336,6 +351,7 @@ class AsyncInvoker:
             invocation = self.worker.invoke(item.event, item.request_id)
             if self._stopping.is_set():
                 return
+            self.journal.append(Attempt(item.event, item.attempts, invocation))
             if not invocation.failed:
                 self._change_pending(-1)
                 continue
@@ -435,6 +451,10 @@ class Runner:
 
     def pending(self) -> dict[str, int]:
         return {logical_id: invoker.pending for logical_id, invoker in self.invokers.items()}
+
+    def journal(self, name: str) -> list[Attempt]:
+        """The function's latest asynchronous attempts, oldest first."""
+        return list(self.invokers[self.wiring.function(name).logical_id].journal)
 
     def stop(self) -> None:
         for invoker in self.invokers.values():

@@ -13,7 +13,7 @@ from pipeline_common.naming import RunRef, job_name, parse_endpoint_name, parse_
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.runs import RunsTable, Stage, Status, now
-from pipeline_common.sagemaker_calls import describe_endpoint
+from pipeline_common.sagemaker_calls import delete_endpoint, describe_endpoint
 
 _FAILED = {"FAILED", "UPDATE_ROLLBACK_FAILED", "DELETING"}
 
@@ -99,6 +99,11 @@ def settle_deployment(
             f"endpoint {endpoint} is {current} on {config}: "
             "the update rolled back or was never made"
         )
+        if current == "FAILED":
+            # A Failed endpoint serves nothing and takes no update: delete it so that the next
+            # drop can create it again.
+            delete_endpoint(endpoint)
+            reason += f"; endpoint {endpoint} was deleted and the next drop creates it anew"
         return conclude(settings, runs, ref, Status.FAILED, f"deployment failed: {reason}")
     return Outcome("ignored", ref.model, ref.run_id, f"endpoint is {current}")
 

@@ -70,3 +70,12 @@ def describe_endpoint(name: str) -> dict[str, Any] | None:
             return None
         raise
     return response
+
+
+def delete_endpoint(name: str) -> None:
+    """Delete an endpoint; already gone is as good."""
+    try:
+        clients.client("sagemaker").delete_endpoint(EndpointName=name)
+    except ClientError as error:
+        if not not_found(error):
+            raise
