@@ -199,7 +199,7 @@ def prepare(
     )
     if prepared.hyperparameters:
         console.print(f"hyperparameters.json: {prepared.hyperparameters}")
-    console.print(f"Next: xgbpipe upload {out_dir} --model NAME")
+    console.print(f"Next: xgbpipe upload {out_dir} --model NAME", soft_wrap=True)
 
 
 @app.command()

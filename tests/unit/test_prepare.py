@@ -127,7 +127,8 @@ def test_the_cli_prints_the_files_and_the_next_step(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "test.csv" in result.output
     assert "1254 rows" in result.output
-    assert f"xgbpipe upload {tmp_path} --model NAME" in result.output.replace("\n", "")
+    # One line however long the path, so the command can be copied as it is.
+    assert f"Next: xgbpipe upload {tmp_path} --model NAME\n" in result.output
 
 
 def test_true_false_columns_become_numbers_and_an_old_hyperparameters_file_goes(
