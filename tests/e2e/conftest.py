@@ -6,6 +6,7 @@ import json
 import os
 import time
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,16 +80,20 @@ class Stack:
             time.sleep(0.2)
 
 
-# Per module, not per session: with xdist a worker runs other files between ours, and those
-# may start their own moto in this process, which shares state with ours.
-@pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    state_dir = tmp_path_factory.mktemp("local-cloud")
+@contextmanager
+def local_stack(
+    state_dir: Path, parameter_overrides: dict[str, str] | None = None
+) -> Iterator[Stack]:
     with pytest.MonkeyPatch.context() as environment:
         # As `xgbpipe local up` does: the local SageMaker's boto3 clients find dummy credentials.
         for name, value in DUMMY_CREDENTIALS.items():
             environment.setenv(name, value)
-        cloud = LocalCloud(ROOT / "template.yaml", state_dir, ports=Ports(0, 0, 0, 0))
+        cloud = LocalCloud(
+            ROOT / "template.yaml",
+            state_dir,
+            ports=Ports(0, 0, 0, 0),
+            parameter_overrides=parameter_overrides,
+        )
         cloud.start()
         # As the supervisor does, so the client's verbs find this cloud with --state-dir.
         files = StateFiles(state_dir)
@@ -98,6 +103,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         finally:
             files.remove_runtime_files()
             cloud.stop()
+
+
+# Per module, not per session: with xdist a worker runs other files between ours, and those
+# may start their own moto in this process, which shares state with ours.
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    with local_stack(tmp_path_factory.mktemp("local-cloud")) as started:
+        yield started
 
 
 def csv_text(frame: pd.DataFrame) -> str:

@@ -49,6 +49,9 @@ ENVIRONMENT = {
     "ENDPOINT_INSTANCE_TYPE": "ml.m5.large",
     "ENDPOINT_INSTANCE_COUNT": "1",
     "GATE_THRESHOLD": "",
+    "DEPLOYMENT_TRAFFIC": "ALL_AT_ONCE",
+    "CANARY_PERCENT": "10",
+    "BAKE_SECONDS": "300",
 }
 
 Answer = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]

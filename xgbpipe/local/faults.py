@@ -11,7 +11,8 @@ exactly that often.
   mid-invocation, as an out-of-memory kill would, so Lambda retries the event; `pause` holds the
   call until the fault is released, so a test can make a race happen on cue.
 - Job faults make the local SageMaker's next `TrainingJob`, `TransformJob` or `Endpoint`
-  deployment fail with the fault's message, as a container error would.
+  deployment fail with the fault's message, as a container error would; an `Invocation` fault
+  makes the next invocation a new fleet answers during a blue/green update fail (a model error).
 
 Standard library only: function processes import it beside their own code.
 """
@@ -33,7 +34,7 @@ from typing import Any, Literal
 # The variable that tells a function process where the cloud's fault file is.
 FAULTS_VARIABLE = "XGBPIPE_LOCAL_FAULTS"
 FAULTS_FILE = "faults.json"
-JOBS = ("TrainingJob", "TransformJob", "Endpoint")
+JOBS = ("TrainingJob", "TransformJob", "Endpoint", "Invocation")
 # A paused call gives up waiting after this long, so a forgotten release cannot hang a cloud.
 MAX_PAUSE_SECONDS = 120.0
 # The exit status of a crashed function process (what Lambda reports for a runtime exit).

@@ -17,6 +17,13 @@ class EndpointKind(StrEnum):
     INSTANCE = "instance"
 
 
+class Traffic(StrEnum):
+    """How a blue/green update shifts an instance endpoint's traffic to the new fleet."""
+
+    ALL_AT_ONCE = "ALL_AT_ONCE"
+    CANARY = "CANARY"
+
+
 class ConfigurationError(RuntimeError):
     """The function's environment is incomplete or malformed (a deployment problem)."""
 
@@ -37,6 +44,9 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "ENDPOINT_INSTANCE_TYPE",
     "ENDPOINT_INSTANCE_COUNT",
     "GATE_THRESHOLD",
+    "DEPLOYMENT_TRAFFIC",
+    "CANARY_PERCENT",
+    "BAKE_SECONDS",
 )
 
 
@@ -57,6 +67,9 @@ class Settings:
     endpoint_instance_type: str
     endpoint_instance_count: int
     gate_threshold: float | None
+    deployment_traffic: Traffic
+    canary_percent: int
+    bake_seconds: int
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -82,6 +95,9 @@ class Settings:
                 endpoint_instance_type=env["ENDPOINT_INSTANCE_TYPE"],
                 endpoint_instance_count=int(env["ENDPOINT_INSTANCE_COUNT"]),
                 gate_threshold=float(threshold) if threshold else None,
+                deployment_traffic=Traffic(env["DEPLOYMENT_TRAFFIC"]),
+                canary_percent=int(env["CANARY_PERCENT"]),
+                bake_seconds=int(env["BAKE_SECONDS"]),
             )
         except ValueError as error:
             raise ConfigurationError(f"malformed environment: {error}") from error

@@ -19,8 +19,10 @@ from pipeline_common.problem import ProblemType
 from pipeline_common.runs import RunsTable, Stage, Status
 from pipeline_common.sagemaker_calls import create, describe_endpoint, is_transient
 from pipeline_common.sagemaker_requests import (
+    deployment_config,
     endpoint_config_request,
     metrics_key,
+    rollback_alarm_requests,
     transform_output_key,
 )
 
@@ -197,8 +199,16 @@ def _point_endpoint(settings: Settings, ref: RunRef, endpoint: str, reason: str)
     ):
         action = "endpoint_changing"  # a replay: the change is made or under way
     else:
-        # A new config on the same endpoint: SageMaker shifts traffic without downtime.
-        clients.client("sagemaker").update_endpoint(**request)
+        # A new config on the same endpoint: SageMaker shifts traffic without downtime, and on
+        # an instance endpoint rolls back by itself when an alarm fires during the bake.
+        update: dict[str, Any] = dict(request)
+        config_of_update = deployment_config(settings, endpoint)
+        if config_of_update:
+            cloudwatch = clients.client("cloudwatch")
+            for alarm in rollback_alarm_requests(endpoint):
+                cloudwatch.put_metric_alarm(**alarm)
+            update["DeploymentConfig"] = config_of_update
+        clients.client("sagemaker").update_endpoint(**update)
         action = "endpoint_updated"
     logger.info(action, extra=request)
     return Outcome(action, ref.model, ref.run_id, reason, data={"endpoint": endpoint})

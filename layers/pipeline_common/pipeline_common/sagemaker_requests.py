@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipeline_common.config import EndpointKind, Settings
+from pipeline_common.config import EndpointKind, Settings, Traffic
 from pipeline_common.naming import RunRef, job_name, run_prefix
 from pipeline_common.storage import s3_uri
 
@@ -152,3 +152,55 @@ def endpoint_config_request(settings: Settings, ref: RunRef) -> dict[str, Any]:
         variant["InitialInstanceCount"] = settings.endpoint_instance_count
         variant["InitialVariantWeight"] = 1.0
     return {"EndpointConfigName": name, "ProductionVariants": [variant], "Tags": tags(ref)}
+
+
+# Endpoint metrics that mean the new fleet answers badly (AWS/SageMaker, per endpoint and variant).
+ROLLBACK_METRICS = {"5xx-errors": "Invocation5XXErrors", "model-errors": "InvocationModelErrors"}
+
+
+def rollback_alarm_requests(endpoint: str) -> list[dict[str, Any]]:
+    """PutMetricAlarm requests: any error answered in a minute during the bake rolls back."""
+    return [
+        {
+            "AlarmName": f"{endpoint}-{suffix}",
+            "AlarmDescription": f"{metric} on {endpoint}: rolls back its blue/green update",
+            "Namespace": "AWS/SageMaker",
+            "MetricName": metric,
+            "Dimensions": [
+                {"Name": "EndpointName", "Value": endpoint},
+                {"Name": "VariantName", "Value": VARIANT_NAME},
+            ],
+            "Statistic": "Sum",
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "Threshold": 0.0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        }
+        for suffix, metric in ROLLBACK_METRICS.items()
+    ]
+
+
+def deployment_config(settings: Settings, endpoint: str) -> dict[str, Any] | None:
+    """Blue/green with alarm rollback for an instance endpoint's update; None for serverless.
+
+    SageMaker documents deployment guardrails for real-time instance endpoints; canary sizes are
+    shares of an instance fleet, which a serverless variant does not have.
+    """
+    if settings.endpoint_kind is not EndpointKind.INSTANCE:
+        return None
+    routing: dict[str, Any] = {
+        "Type": settings.deployment_traffic.value,
+        "WaitIntervalInSeconds": settings.bake_seconds,
+    }
+    if settings.deployment_traffic is Traffic.CANARY:
+        routing["CanarySize"] = {"Type": "CAPACITY_PERCENT", "Value": settings.canary_percent}
+    return {
+        "BlueGreenUpdatePolicy": {
+            "TrafficRoutingConfiguration": routing,
+            "TerminationWaitInSeconds": 0,
+        },
+        "AutoRollbackConfiguration": {
+            "Alarms": [{"AlarmName": r["AlarmName"]} for r in rollback_alarm_requests(endpoint)]
+        },
+    }

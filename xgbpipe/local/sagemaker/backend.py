@@ -8,6 +8,7 @@ endpoints load their models in a background thread of this process and serve fro
 from __future__ import annotations
 
 import copy
+import functools
 import logging
 import threading
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from typing import Any
 
 from xgbpipe.local.faults import FaultFile
 from xgbpipe.local.sagemaker import events, s3io, state
+from xgbpipe.local.sagemaker.bluegreen import Bake, traffic_steps, watch
 from xgbpipe.local.sagemaker.checks import check_image, check_transform_settings, check_variants
 from xgbpipe.local.sagemaker.errors import (
     RuntimeServiceError,
@@ -87,6 +89,7 @@ class SageMakerBackend:
         self._tags: dict[str, list[dict[str, str]]] = {}
         self._serving: dict[str, dict[str, ServingModel]] = {}
         self._timers: dict[str, threading.Timer] = {}
+        self._bakes: dict[str, Bake] = {}
         self._restore()
 
     # ---------------------------------------------------------------- helpers
@@ -96,6 +99,10 @@ class SageMakerBackend:
 
     def _s3(self) -> Any:
         return s3io.s3_client(self._s3_endpoint_url, self.region)
+
+    @functools.cached_property
+    def _cloudwatch(self) -> Any:
+        return s3io.aws_client("cloudwatch", self._s3_endpoint_url, self.region)
 
     def _persist(self) -> None:
         if self._state_file is None:
@@ -595,7 +602,7 @@ class SageMakerBackend:
                 "CreationTime": created,
                 "LastModifiedTime": created,
                 **(
-                    {"DeploymentConfig": params["DeploymentConfig"]}
+                    {"LastDeploymentConfig": params["DeploymentConfig"]}
                     if "DeploymentConfig" in params
                     else {}
                 ),
@@ -623,6 +630,10 @@ class SageMakerBackend:
             endpoint["EndpointStatus"] = "Updating"
             endpoint["LastModifiedTime"] = now()
             endpoint.pop("FailureReason", None)
+            if "DeploymentConfig" in params:
+                endpoint["LastDeploymentConfig"] = params["DeploymentConfig"]
+            else:
+                endpoint.pop("LastDeploymentConfig", None)
             self._endpoint_changed(name)
             self._start_deployment(name, config_name)
         return {"EndpointArn": endpoint["EndpointArn"]}
@@ -685,6 +696,8 @@ class SageMakerBackend:
         if self._faults and reason is None and not restoring:
             fault = self._faults.claim("Endpoint")
             reason = fault.message if fault else None
+        if reason is None and not restoring:
+            reason = self._bake(name, config, loaded)
         with self._lock:
             endpoint = self._endpoints.get(name)
             if endpoint is None:
@@ -694,7 +707,9 @@ class SageMakerBackend:
                 self._serving[name] = loaded
                 return
             expected = (
-                ("Creating", "Updating", "InService") if restoring else ("Creating", "Updating")
+                ("Creating", "Updating", "InService")
+                if restoring
+                else ("Creating", "Updating", "RollingBack")
             )
             if endpoint["EndpointStatus"] not in expected:
                 return
@@ -704,7 +719,7 @@ class SageMakerBackend:
                 endpoint["EndpointConfigName"] = config["EndpointConfigName"]
                 endpoint["ProductionVariants"] = self._deployed_variants(config, images, stamp)
                 endpoint["EndpointStatus"] = "InService"
-            elif endpoint["EndpointStatus"] == "Updating" and not restoring:
+            elif endpoint["EndpointStatus"] in ("Updating", "RollingBack") and not restoring:
                 endpoint["EndpointStatus"] = "InService"
                 endpoint["FailureReason"] = f"Update of the endpoint failed: {reason}"[:1024]
             else:
@@ -712,6 +727,45 @@ class SageMakerBackend:
                 endpoint["FailureReason"] = reason
             endpoint["LastModifiedTime"] = stamp
             self._endpoint_changed(name)
+
+    def _bake(
+        self, name: str, config: dict[str, Any], green: dict[str, ServingModel]
+    ) -> str | None:
+        """Shift a blue/green update's traffic in steps; why it rolled back, or None."""
+        with self._lock:
+            endpoint = self._endpoints.get(name)
+            deployment = (endpoint or {}).get("LastDeploymentConfig") or {}
+            policy = deployment.get("BlueGreenUpdatePolicy")
+            if endpoint is None or endpoint["EndpointStatus"] != "Updating" or policy is None:
+                return None
+            alarms = [
+                a["AlarmName"]
+                for a in deployment.get("AutoRollbackConfiguration", {}).get("Alarms", [])
+            ]
+            instances = sum(v.get("InitialInstanceCount", 1) for v in config["ProductionVariants"])
+            bake = self._bakes[name] = Bake(green)
+        try:
+            why = watch(bake, traffic_steps(policy, instances), alarms, self._alarm_firing)
+        finally:
+            with self._lock:
+                self._bakes.pop(name, None)
+        if why is None:
+            return None
+        with self._lock:
+            endpoint = self._endpoints.get(name)
+            if endpoint is not None and endpoint["EndpointStatus"] == "Updating":
+                endpoint["EndpointStatus"] = "RollingBack"
+                endpoint["LastModifiedTime"] = now()
+                self._endpoint_changed(name)
+        return f"the update was rolled back: {why}"
+
+    def _alarm_firing(self, alarms: list[str]) -> str | None:
+        try:
+            states = self._cloudwatch.describe_alarms(AlarmNames=alarms)["MetricAlarms"]
+        except Exception:
+            logger.debug("could not read the rollback alarms %s", alarms, exc_info=True)
+            return None
+        return next((a["AlarmName"] for a in states if a["StateValue"] == "ALARM"), None)
 
     @staticmethod
     def _deployed_variants(
@@ -845,10 +899,17 @@ class SageMakerBackend:
                     400,
                 )
             weights = {v["VariantName"]: v["CurrentWeight"] for v in endpoint["ProductionVariants"]}
+            bake = self._bakes.get(name)
         variant = pick_variant(name, weights, target_variant)
+        green = bake is not None and bake.takes() and variant in bake.green
         try:
-            return variants[variant].invoke(body, content_type, accept), variant
+            if green and self._faults and (fault := self._faults.claim("Invocation")):
+                raise ContainerError(500, fault.message)
+            serving = bake.green if green and bake else variants
+            return serving[variant].invoke(body, content_type, accept), variant
         except ContainerError as error:
+            if green and bake:
+                bake.errors.append(f"{error.status} {error.message}")
             raise model_error(self.region, self.account_id, name, variant, error) from error
 
     # ---------------------------------------------------------------- lifecycle

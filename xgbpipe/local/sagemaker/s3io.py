@@ -31,13 +31,19 @@ class S3Location:
         return S3Location(self.bucket, key)
 
 
-def s3_client(endpoint_url: str | None, region: str) -> Any:
-    return boto3.client(
-        "s3",
+def aws_client(service: str, endpoint_url: str | None, region: str) -> Any:
+    """A client of the AWS service the local SageMaker works with (moto's, in a local cloud)."""
+    factory: Any = boto3.client
+    return factory(
+        service,
         endpoint_url=endpoint_url,
         region_name=region,
         config=Config(retries={"max_attempts": 2, "mode": "standard"}),
     )
+
+
+def s3_client(endpoint_url: str | None, region: str) -> Any:
+    return aws_client("s3", endpoint_url, region)
 
 
 def list_keys(client: Any, prefix: S3Location) -> list[str]:
