@@ -7,10 +7,11 @@ import math
 import random
 from typing import Any
 
+import boto3
 import pytest
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
 
-from tests.integration.conftest import BUCKET, Stack, abalone_like
+from tests.integration.conftest import BUCKET, REGION, Stack, abalone_like
 from tests.integration.flow import (
     deploy,
     endpoint_answer,
@@ -163,6 +164,82 @@ def test_a_better_model_updates_the_endpoint_and_goes_live(stack: Stack) -> None
     live = stack.run("abalone", "_model")["live"]
     assert (live["run_id"], live["num_features"]) == (run_id, 8)
     assert stack.run("abalone", run_id)["status"] == "deployed"
+
+
+def test_an_instance_endpoint_updates_blue_green_under_rollback_alarms(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in {
+        "ENDPOINT_KIND": "instance",
+        "DEPLOYMENT_TRAFFIC": "CANARY",
+        "CANARY_PERCENT": "20",
+        "BAKE_SECONDS": "600",
+    }.items():
+        monkeypatch.setenv(name, value)
+    labels, fair = regression_output(noise=2.0)
+    deploy(stack, "abalone", abalone_like(30, seed=1), joined_rows(labels, fair))
+    stack.answers["UpdateEndpoint"] = _ok_update
+    run_id = transformed(stack)
+    _, better = regression_output(noise=0.5)
+    write_transform_output(stack, "abalone", run_id, joined_rows(labels, better))
+
+    assert transform_changed("abalone", run_id, "Completed")["action"] == "endpoint_updated"
+
+    (update,) = stack.requests("UpdateEndpoint")
+    assert update == {
+        "EndpointName": "xgbp-abalone",
+        "EndpointConfigName": job("abalone", run_id),
+        "DeploymentConfig": {
+            "BlueGreenUpdatePolicy": {
+                "TrafficRoutingConfiguration": {
+                    "Type": "CANARY",
+                    "WaitIntervalInSeconds": 600,
+                    "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 20},
+                },
+                "TerminationWaitInSeconds": 0,
+            },
+            "AutoRollbackConfiguration": {
+                "Alarms": [
+                    {"AlarmName": "xgbp-abalone-5xx-errors"},
+                    {"AlarmName": "xgbp-abalone-model-errors"},
+                ]
+            },
+        },
+    }
+    alarms = boto3.client("cloudwatch", region_name=REGION).describe_alarms(
+        AlarmNamePrefix="xgbp-abalone-"
+    )["MetricAlarms"]
+    expected = {
+        "xgbp-abalone-5xx-errors": "Invocation5XXErrors",
+        "xgbp-abalone-model-errors": "InvocationModelErrors",
+    }
+    assert {alarm["AlarmName"]: alarm["MetricName"] for alarm in alarms} == expected
+    for alarm in alarms:
+        assert {
+            key: alarm[key]
+            for key in (
+                "Namespace",
+                "Dimensions",
+                "Statistic",
+                "Period",
+                "EvaluationPeriods",
+                "Threshold",
+                "ComparisonOperator",
+                "TreatMissingData",
+            )
+        } == {
+            "Namespace": "AWS/SageMaker",
+            "Dimensions": [
+                {"Name": "EndpointName", "Value": "xgbp-abalone"},
+                {"Name": "VariantName", "Value": "AllTraffic"},
+            ],
+            "Statistic": "Sum",
+            "Period": 60,
+            "EvaluationPeriods": 1,
+            "Threshold": 0.0,
+            "ComparisonOperator": "GreaterThanThreshold",
+            "TreatMissingData": "notBreaching",
+        }
 
 
 def test_threshold_rejects_a_model_that_misses_the_bar(

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from xgbpipe.local.sagemaker.bluegreen import traffic_steps
 from xgbpipe.local.sagemaker.errors import AlgorithmUserError, ServiceError
 from xgbpipe.local.sagemaker.events import event_status
 from xgbpipe.local.sagemaker.hyperparameters import validate_hyperparameters
@@ -194,3 +195,43 @@ def test_cross_validation_is_refused_clearly() -> None:
     config = validate_hyperparameters({"num_round": "5", "_kfold": "3"})
     with pytest.raises(AlgorithmUserError, match="cross-validation"):
         xgboost_params(config)
+
+
+@pytest.mark.parametrize(
+    ("routing", "instances", "steps"),
+    [
+        ({"Type": "ALL_AT_ONCE", "WaitIntervalInSeconds": 5}, 2, [(1.0, 5)]),
+        (
+            {
+                "Type": "CANARY",
+                "WaitIntervalInSeconds": 3,
+                "CanarySize": {"Type": "CAPACITY_PERCENT", "Value": 10},
+            },
+            1,
+            [(0.1, 3), (1.0, 3)],
+        ),
+        (
+            {
+                "Type": "CANARY",
+                "WaitIntervalInSeconds": 0,
+                "CanarySize": {"Type": "INSTANCE_COUNT", "Value": 1},
+            },
+            4,
+            [(0.25, 0), (1.0, 0)],
+        ),
+        (
+            {
+                "Type": "LINEAR",
+                "WaitIntervalInSeconds": 1,
+                "LinearStepSize": {"Type": "CAPACITY_PERCENT", "Value": 40},
+            },
+            1,
+            [(0.4, 1), (0.8, 1), (1.0, 1)],
+        ),
+    ],
+)
+def test_blue_green_traffic_moves_in_the_policy_steps(
+    routing: dict[str, Any], instances: int, steps: list[tuple[float, int]]
+) -> None:
+    shares = traffic_steps({"TrafficRoutingConfiguration": routing}, instances)
+    assert shares == pytest.approx(steps)
