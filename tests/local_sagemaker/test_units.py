@@ -234,4 +234,4 @@ def test_blue_green_traffic_moves_in_the_policy_steps(
     routing: dict[str, Any], instances: int, steps: list[tuple[float, int]]
 ) -> None:
     shares = traffic_steps({"TrafficRoutingConfiguration": routing}, instances)
-    assert shares == pytest.approx(steps)
+    assert [(round(share, 9), wait) for share, wait in shares] == steps
