@@ -1,4 +1,4 @@
-"""`xgbpipe`: prepare, upload, watch, predict, report and delete, on AWS or the local cloud."""
+"""`xgbpipe`: prepare, upload, watch, predict, report, roll back and delete, on AWS or locally."""
 
 from __future__ import annotations
 
@@ -496,6 +496,76 @@ def report(
 
 
 @app.command()
+def versions(
+    model: Annotated[str, typer.Argument(help="The model whose versions to list.")],
+    stack: StackOption = None,
+    local: LocalOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    state_dir: StateDir = control.DEFAULT_STATE_DIR,
+) -> None:
+    """Every version the model has served, newest first, and when each went live."""
+    target = connect(stack, local, profile, region, state_dir)
+    try:
+        listed = target.api.versions(model)
+    except client.StackError as error:
+        raise fail(error) from error
+    table = Table(title=f"Versions of {model}")
+    for column in ("version", "deployed", "metrics", "hyperparameters"):
+        table.add_column(column)
+    for version in listed["versions"]:
+        name = version["version"] + (" (live)" if version["live"] else "")
+        parameters = ", ".join(
+            f"{k}={v}" for k, v in (version.get("hyperparameters") or {}).items()
+        )
+        table.add_row(
+            name,
+            str(version.get("deployed_at", "")),
+            client.describe_metrics(version.get("metrics")),
+            parameters,
+        )
+    console.print(table)
+    for entry in listed["history"]:
+        how = (
+            f" (rolled back from {entry['rolled_back_from']})"
+            if "rolled_back_from" in entry
+            else ""
+        )
+        console.print(f"{entry['at']}  {entry['version']} went live{how}", soft_wrap=True)
+
+
+@app.command()
+def rollback(
+    model: Annotated[str, typer.Argument(help="The model to roll back.")],
+    to: Annotated[
+        str | None, typer.Option("--to", help="The version to serve; default the previous one.")
+    ] = None,
+    wait: Annotated[bool, typer.Option(help="Wait until the endpoint serves it.")] = True,
+    stack: StackOption = None,
+    local: LocalOption = False,
+    profile: ProfileOption = None,
+    region: RegionOption = None,
+    state_dir: StateDir = control.DEFAULT_STATE_DIR,
+) -> None:
+    """Put an earlier version back on the model's endpoint (or a new one, if it was deleted)."""
+    target = connect(stack, local, profile, region, state_dir)
+    try:
+        started = target.api.rollback(model, to)
+        console.print(
+            f"Rolling {model} back to version {started['version']}"
+            + (f" from {started['from']}" if started.get("from") else "")
+            + f" on endpoint {started['endpoint']}.",
+            soft_wrap=True,
+        )
+        if wait:
+            client.wait_for_rollback(target, model, str(started["version"]))
+    except client.StackError as error:
+        raise fail(error) from error
+    if wait:
+        console.print(f"Version {started['version']} of {model} is live.")
+
+
+@app.command()
 def delete(
     model: Annotated[str, typer.Argument(help="The model whose endpoint goes.")],
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask.")] = False,
@@ -505,21 +575,23 @@ def delete(
     region: RegionOption = None,
     state_dir: StateDir = control.DEFAULT_STATE_DIR,
 ) -> None:
-    """Delete the model's endpoint, its config and model (the seed's last step); data stays."""
+    """Delete the model's endpoint (the seed's last step); its versions and data stay."""
     target = connect(stack, local, profile, region, state_dir)
-    try:
-        plan = client.deletion_plan(target, model)
+    if not yes:
         console.print(
-            f"This deletes endpoint {plan.endpoint}, endpoint config {plan.endpoint_config}"
-            + (f" and model {plan.sagemaker_model}" if plan.sagemaker_model else "")
-            + f". The runs and their data stay in s3://{target.bucket}/runs/{model}/."
+            f"This deletes the endpoint of {model}. Its versions and data stay: "
+            f"`xgbpipe rollback {model}` serves the last one again.",
+            soft_wrap=True,
         )
-        if not yes and not typer.confirm("Delete?"):
+        if not typer.confirm("Delete?"):
             raise typer.Exit(1)
-        client.delete(target, plan)
+    try:
+        deleted = target.api.delete(model)
     except client.StackError as error:
         raise fail(error) from error
-    console.print(f"Deleted the endpoint of {model}; predictions answer 404 until a new deploy.")
+    console.print(
+        f"Deleted endpoint {deleted['endpoint']}; predictions answer 404 until a rollback or a new drop."
+    )
 
 
 if __name__ == "__main__":

@@ -157,7 +157,7 @@ def check_model_name(model: str) -> None:
 
 
 class ModelApi:
-    """The stack's prediction API: GET /models/{model}, POST /models/{model}/predictions."""
+    """The stack's API: a model's description, predictions, versions, rollback and deletion."""
 
     def __init__(self, api_url: str, api_key: str) -> None:
         self.api_url = api_url
@@ -174,6 +174,22 @@ class ModelApi:
             "POST", f"/models/{model}/predictions", {"instances": [list(r) for r in rows]}
         )
         return _answer(status, body, "the API")
+
+    def versions(self, model: str) -> dict[str, Any]:
+        status, body = self._call("GET", f"/models/{model}/versions")
+        return _answer(status, body, f"GET /models/{model}/versions")
+
+    def rollback(self, model: str, version: str | None = None) -> dict[str, Any]:
+        """Start putting a version back (the previous one unless named)."""
+        status, body = self._call(
+            "POST", f"/models/{model}/rollback", {"version": version} if version else {}
+        )
+        return _answer(status, body, f"POST /models/{model}/rollback")
+
+    def delete(self, model: str) -> dict[str, Any]:
+        """Delete the model's endpoint; its versions stay, for a rollback."""
+        status, body = self._call("DELETE", f"/models/{model}")
+        return _answer(status, body, f"DELETE /models/{model}")
 
     def _call(self, method: str, path: str, payload: Any = None) -> tuple[int, Any]:
         request = urllib.request.Request(  # noqa: S310 - the API URL is http(s) by construction
@@ -201,7 +217,7 @@ def _decoded(text: bytes) -> Any:
 
 
 def _answer(status: int, body: Any, what: str) -> dict[str, Any]:
-    if status != 200:
+    if status not in (200, 202):
         raise StackError(f"{what} answered {status}: {_message(body)}")
     if not isinstance(body, dict):
         raise StackError(f"{what} answered 200 with {str(body)[:80]!r}, not a JSON object")
@@ -558,69 +574,17 @@ def extract_model(archive: Path, directory: Path) -> Path:
 # ------------------------------------------------------------------ delete
 
 
-@dataclass(frozen=True)
-class Deletion:
-    endpoint: str
-    endpoint_config: str
-    sagemaker_model: str | None
-
-
-def deletion_plan(stack: Stack, model: str) -> Deletion:
-    """What `delete` removes: the live endpoint, its config and the SageMaker model it serves."""
-    item = model_item(stack, model)
-    if item is None:
-        raise StackError(f"there is no model named {model}")
-    if item.get("deploying_run_id"):
-        raise StackError(
-            f"run {item['deploying_run_id']} is deploying {model}; delete it once that has ended"
-        )
-    live = item.get("live")
-    if not live:
-        raise StackError(f"model {model} has no endpoint to delete")
-    sagemaker = stack.client("sagemaker")
-    config = str(live["endpoint_config"])
-    try:
-        variants = sagemaker.describe_endpoint_config(EndpointConfigName=config)[
-            "ProductionVariants"
-        ]
-        served: str | None = str(variants[0]["ModelName"])
-    except ClientError as error:
-        if not _missing(error):
-            raise StackError(
-                f"cannot read endpoint config {config}: {_aws_message(error)}"
-            ) from None
-        served = None  # the config is gone already; nothing of it is left to delete
-    except BotoCoreError as error:
-        raise StackError(f"cannot reach SageMaker: {error}") from None
-    return Deletion(str(live["endpoint"]), config, served)
-
-
-def delete(stack: Stack, deletion: Deletion, timeout: float = 600.0) -> None:
-    """Delete the endpoint, then (once it is gone) its config and model; what is gone is fine."""
-    sagemaker = stack.client("sagemaker")
-    _exists(lambda: sagemaker.delete_endpoint(EndpointName=deletion.endpoint))
+def wait_for_rollback(stack: Stack, model: str, version: str, timeout: float = 1800.0) -> None:
+    """Until the model's live version is `version`; a rollback that failed is a StackError."""
     deadline = time.monotonic() + timeout
-    while _exists(lambda: sagemaker.describe_endpoint(EndpointName=deletion.endpoint)):
-        if time.monotonic() > deadline:
-            raise StackError(f"endpoint {deletion.endpoint} is still being deleted")
+    while time.monotonic() < deadline:
+        item = model_item(stack, model) or {}
+        if (item.get("live") or {}).get("run_id") == version:
+            return
+        if (item.get("rollback") or {}).get("to") != version:
+            raise StackError(
+                f"the rollback of {model} to {version} did not happen; "
+                f"`xgbpipe status {model}` and the notification say why"
+            )
         time.sleep(1)
-    _exists(lambda: sagemaker.delete_endpoint_config(EndpointConfigName=deletion.endpoint_config))
-    if deletion.sagemaker_model:
-        _exists(lambda: sagemaker.delete_model(ModelName=deletion.sagemaker_model))
-
-
-def _missing(error: ClientError) -> bool:
-    # SageMaker answers ValidationException "Could not find ..." for unknown resources.
-    message = error.response.get("Error", {}).get("Message", "")
-    return "Could not find" in message or "does not exist" in message
-
-
-def _exists(call: Callable[[], Any]) -> bool:
-    """Whether the call found its resource; any other failure is a StackError."""
-    try:
-        _aws("SageMaker refused", call)
-    except StackError as error:
-        if isinstance(error.__context__, ClientError) and _missing(error.__context__):
-            return False
-        raise
-    return True
+    raise StackError(f"{model} is still rolling back to {version}; see `xgbpipe status {model}`")

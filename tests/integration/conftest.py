@@ -52,6 +52,7 @@ ENVIRONMENT = {
     "DEPLOYMENT_TRAFFIC": "ALL_AT_ONCE",
     "CANARY_PERCENT": "10",
     "BAKE_SECONDS": "300",
+    "IDLE_ENDPOINT_HOURS": "0",
 }
 
 Answer = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]

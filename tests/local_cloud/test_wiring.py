@@ -68,15 +68,22 @@ def test_rules_keep_the_template_patterns_with_the_job_prefix(wiring: Wiring) ->
             "detail": {"EndpointName": [{"prefix": "xgbp-"}]},
         },
         "ReconcileRunsFunction": None,
+        "RetireIdleEndpointsFunction": None,
     }
 
 
 def test_the_reconciler_runs_on_the_templates_schedule(wiring: Wiring) -> None:
-    (rule,) = [rule for rule in wiring.rules if rule.schedule_expression]
-    assert (rule.function, rule.schedule_expression) == (
-        "ReconcileRunsFunction",
-        "rate(15 minutes)",
-    )
+    schedules = {
+        rule.function: (rule.schedule_expression, rule.enabled)
+        for rule in wiring.rules
+        if rule.schedule_expression
+    }
+    # The idle endpoints' check is off until IdleEndpointHours is set.
+    assert schedules == {
+        "ReconcileRunsFunction": ("rate(15 minutes)", True),
+        "RetireIdleEndpointsFunction": ("rate(1 hour)", False),
+    }
+    (rule,) = [rule for rule in wiring.rules if rule.function == "ReconcileRunsFunction"]
     assert schedule_period(str(rule.schedule_expression)) == 900
     event = scheduled_event(wiring, rule)
     assert (event["source"], event["detail-type"], event["detail"]) == (
@@ -130,9 +137,14 @@ def test_functions_have_their_code_layers_timeouts_and_retries(wiring: Wiring) -
 
 def test_api_routes_require_the_key_on_stage_v1(wiring: Wiring) -> None:
     routes = {(route.method, route.path): route for route in wiring.routes}
-    assert set(routes) == {("GET", "/models/{model}"), ("POST", "/models/{model}/predictions")}
+    assert {route: routes[route].function for route in routes} == {
+        ("GET", "/models/{model}"): "PredictFunction",
+        ("POST", "/models/{model}/predictions"): "PredictFunction",
+        ("GET", "/models/{model}/versions"): "ManageModelsFunction",
+        ("POST", "/models/{model}/rollback"): "ManageModelsFunction",
+        ("DELETE", "/models/{model}"): "ManageModelsFunction",
+    }
     for route in routes.values():
-        assert route.function == "PredictFunction"
         assert route.api_key_required
         assert route.stage == "v1"
 

@@ -57,16 +57,24 @@ def api_operations(template: Template) -> dict[tuple[str, str], dict[str, Any]]:
 def test_only_the_sagemaker_state_changes_of_our_jobs_trigger_functions(
     expanded_template: Template,
 ) -> None:
-    expected = {function: [pattern] for function, pattern in STATE_CHANGE_RULES.items()}
-    # Plus the reconciler's schedule, the safety net for events that never come.
-    schedule = {"ScheduleExpression": "rate(15 minutes)"}
-    expected["ReconcileRunsFunction"] = [schedule]
-
+    expected: dict[str, list[dict[str, Any]]] = {
+        function: [pattern] for function, pattern in STATE_CHANGE_RULES.items()
+    }
+    # Plus the schedules: the reconciler, the safety net for events that never come, and the
+    # idle endpoints' check, on only when IdleEndpointHours is set.
+    schedules = {
+        "ReconcileRunsFunction": {"ScheduleExpression": "rate(15 minutes)"},
+        "RetireIdleEndpointsFunction": {
+            "ScheduleExpression": "rate(1 hour)",
+            "State": {"Fn::If": ["RetiresIdleEndpoints", "ENABLED", "DISABLED"]},
+        },
+    }
     targets = rule_targets(expanded_template)
-    targets["ReconcileRunsFunction"] = [
-        {k: v for k, v in rule.items() if k in schedule}
-        for rule in targets.get("ReconcileRunsFunction", [])
-    ]
+    for function, schedule in schedules.items():
+        expected[function] = [schedule]
+        targets[function] = [
+            {k: v for k, v in rule.items() if k in schedule} for rule in targets.get(function, [])
+        ]
     assert targets == expected
 
 
@@ -109,21 +117,24 @@ def test_bucket_name_is_built_the_way_functions_are_told_it(expanded_template: T
     assert bucket_name == {"Fn::Sub": "${AWS::StackName}-data-${AWS::AccountId}-${AWS::Region}"}
 
 
-def test_api_serves_predictions_and_model_descriptions_only_with_an_api_key(
+def test_api_routes_reach_their_functions_only_with_an_api_key(
     expanded_template: Template,
 ) -> None:
     operations = api_operations(expanded_template)
 
-    assert set(operations) == {
-        ("POST", "/models/{model}/predictions"),
-        ("GET", "/models/{model}"),
+    functions = {
+        ("POST", "/models/{model}/predictions"): "PredictFunction",
+        ("GET", "/models/{model}"): "PredictFunction",
+        ("GET", "/models/{model}/versions"): "ManageModelsFunction",
+        ("POST", "/models/{model}/rollback"): "ManageModelsFunction",
+        ("DELETE", "/models/{model}"): "ManageModelsFunction",
     }
-    for operation in operations.values():
+    assert set(operations) == set(functions)
+    for route, operation in operations.items():
+        integration = operation["x-amazon-apigateway-integration"]
         assert operation["security"] == [{"api_key": []}]
-        assert operation["x-amazon-apigateway-integration"]["type"] == "aws_proxy"
-        assert (
-            "PredictFunction.Arn" in operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
-        )
+        assert integration["type"] == "aws_proxy"
+        assert f"{functions[route]}.Arn" in integration["uri"]["Fn::Sub"]
 
 
 def test_api_key_is_in_a_throttled_usage_plan(expanded_template: Template) -> None:

@@ -11,6 +11,7 @@ EXECUTION_ROLE_ARN = {"Fn::GetAtt": ["SageMakerExecutionRole", "Arn"]}
 ACTIONS_WITHOUT_RESOURCE_LEVEL_PERMISSIONS = {
     "ecr:GetAuthorizationToken",
     "cloudwatch:PutMetricData",
+    "cloudwatch:GetMetricStatistics",
 }
 LAMBDA_MANAGED_POLICIES = [
     "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole",

@@ -196,7 +196,7 @@ class LocalCloud:
         for delivery in deliveries:
             self._start_poller(delivery)
         for rule in wiring.rules:
-            if rule.schedule_expression:
+            if rule.schedule_expression and rule.enabled:
                 self._start_schedule(rule)
         self.api_key = load_api_key(self.state_dir)
         self._api = ApiGateway(

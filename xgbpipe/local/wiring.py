@@ -83,6 +83,7 @@ class EventRule:
     event_pattern: dict[str, Any] | None
     function: str
     schedule_expression: str | None = None
+    enabled: bool = True
 
 
 @dataclass(frozen=True)
@@ -451,6 +452,7 @@ def _describe(template: dict[str, Any], resolver: _Resolver, base_dir: Path) -> 
                 event_pattern=properties.get("EventPattern"),
                 function=function_of(target["Arn"]),
                 schedule_expression=properties.get("ScheduleExpression"),
+                enabled=properties.get("State", "ENABLED") == "ENABLED",
             )
             for logical_id, properties in of_type("AWS::Events::Rule").items()
             for target in properties.get("Targets", [])

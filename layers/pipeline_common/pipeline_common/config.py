@@ -47,6 +47,7 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "DEPLOYMENT_TRAFFIC",
     "CANARY_PERCENT",
     "BAKE_SECONDS",
+    "IDLE_ENDPOINT_HOURS",
 )
 
 
@@ -70,6 +71,7 @@ class Settings:
     deployment_traffic: Traffic
     canary_percent: int
     bake_seconds: int
+    idle_endpoint_hours: float
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -98,6 +100,7 @@ class Settings:
                 deployment_traffic=Traffic(env["DEPLOYMENT_TRAFFIC"]),
                 canary_percent=int(env["CANARY_PERCENT"]),
                 bake_seconds=int(env["BAKE_SECONDS"]),
+                idle_endpoint_hours=float(env["IDLE_ENDPOINT_HOURS"]),
             )
         except ValueError as error:
             raise ConfigurationError(f"malformed environment: {error}") from error

@@ -27,7 +27,7 @@ from pipeline_common.sagemaker_requests import (
 )
 
 # UpdateEndpoint is refused while the endpoint is changing.
-_BUSY = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
+BUSY_ENDPOINT = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Deleting"}
 
 
 def on_transform_job_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome:
@@ -40,7 +40,7 @@ def on_transform_job_change(settings: Settings, detail: Mapping[str, Any]) -> Ou
         # A retry of an invocation that claimed the endpoint but died before pointing it here.
         reason = str(run["gate"]["reason"])
         return _guarded(
-            settings, runs, ref, lambda: _point_endpoint(settings, ref, endpoint, reason)
+            settings, runs, ref, lambda: point_endpoint(settings, ref, endpoint, reason)
         )
     if run["stage"] != Stage.TRANSFORMING:
         return Outcome("duplicate", ref.model, ref.run_id, f"the run is {run['stage']}")
@@ -77,7 +77,7 @@ def _busy(runs: RunsTable, ref: RunRef, endpoint: Mapping[str, Any] | None) -> s
     deploying = (runs.model(ref.model) or {}).get("deploying_run_id")
     if deploying and deploying != ref.run_id:
         return f"run {deploying} is still deploying"
-    if endpoint and endpoint["EndpointStatus"] in _BUSY:
+    if endpoint and endpoint["EndpointStatus"] in BUSY_ENDPOINT:
         return f"endpoint {endpoint['EndpointName']} is {endpoint['EndpointStatus']}"
     return None
 
@@ -182,10 +182,10 @@ def _deploy(
     ):
         runs.clear_deploying(ref)
         return Outcome("duplicate", ref.model, ref.run_id, "the run ended while it was scored")
-    return _point_endpoint(settings, ref, endpoint, str(gate["reason"]))
+    return point_endpoint(settings, ref, endpoint, str(gate["reason"]))
 
 
-def _point_endpoint(settings: Settings, ref: RunRef, endpoint: str, reason: str) -> Outcome:
+def point_endpoint(settings: Settings, ref: RunRef, endpoint: str, reason: str) -> Outcome:
     """Create the run's endpoint config and move the endpoint onto it; safe to repeat."""
     config = endpoint_config_request(settings, ref)
     create("create_endpoint_config", config)

@@ -9,13 +9,21 @@ from typing import Any
 from pipeline_common.config import Settings
 from pipeline_common.deployment import on_transform_job_change
 from pipeline_common.lifecycle import conclude
-from pipeline_common.naming import RunRef, job_name, parse_endpoint_name, parse_job_name
+from pipeline_common.naming import (
+    RunRef,
+    endpoint_name,
+    job_name,
+    parse_endpoint_name,
+    parse_job_name,
+)
+from pipeline_common.notifications import notify
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.runs import RunsTable, Stage, Status, now
 from pipeline_common.sagemaker_calls import delete_endpoint, describe_endpoint
 
 _FAILED = {"FAILED", "UPDATE_ROLLBACK_FAILED", "DELETING"}
+_SETTLED = {Status.DEPLOYED, Status.FAILED, "rolled_back", "rollback_failed"}
 
 
 def normalise_status(status: str) -> str:
@@ -35,21 +43,74 @@ def on_endpoint_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome
     # Events arrive late, twice and out of order: judge the endpoint as it is now.
     described = describe_endpoint(endpoint)
     if described is None or described["EndpointStatus"] == "Deleting":
-        runs.clear_live(model)
-    deploying = (runs.model(model) or {}).get("deploying_run_id")
+        runs.clear_live(model, f"endpoint {endpoint} was deleted")
+    item = runs.model(model) or {}
+    deploying = item.get("deploying_run_id")
     if not deploying:
         return Outcome(
             "ignored", model, detail=f"no deployment waits on {endpoint} ({event_status})"
         )
     ref = RunRef(model, str(deploying))
     run = runs.get(ref)
-    if run is None or run.get("stage") != Stage.DEPLOYING:
+    rollback = item.get("rollback") or {}
+    if run is not None and rollback.get("to") == ref.run_id:
+        outcome = settle_rollback(settings, runs, ref, run, str(rollback["from"]), described)
+    elif run is None or run.get("stage") != Stage.DEPLOYING:
         runs.clear_deploying(ref)  # a claim its run no longer needs
         return Outcome("ignored", model, ref.run_id, "the claiming run is not deploying")
-    outcome = settle_deployment(settings, runs, ref, run, described, final=False)
-    if outcome.action in {Status.DEPLOYED, Status.FAILED}:
+    else:
+        outcome = settle_deployment(settings, runs, ref, run, described, final=False)
+    if outcome.action in _SETTLED:
         resume_parked(settings, runs, model)
     return outcome
+
+
+def live_record(ref: RunRef, run: Mapping[str, Any], endpoint: str, config: str) -> dict[str, Any]:
+    """What the model item says about the version it serves (the API reads only this)."""
+    return {
+        "run_id": ref.run_id,
+        "endpoint": endpoint,
+        "endpoint_config": config,
+        "metrics": run.get("metrics", {}),
+        "problem": run.get("problem"),
+        "num_class": run.get("num_class"),
+        "num_features": run.get("num_features"),
+        "objective": run.get("objective"),
+        "deployed_at": now(),
+    }
+
+
+def settle_rollback(
+    settings: Settings,
+    runs: RunsTable,
+    ref: RunRef,
+    run: Mapping[str, Any],
+    rolled_back_from: str,
+    described: Mapping[str, Any] | None,
+) -> Outcome:
+    """An earlier version put back on request: live once the endpoint serves its config."""
+    endpoint = endpoint_name(settings.job_prefix, ref.model)
+    current = normalise_status(described["EndpointStatus"]) if described else "GONE"
+    config = str((described or {}).get("EndpointConfigName", ""))
+    if current == "IN_SERVICE" and parse_job_name(settings.job_prefix, config) == ref:
+        live = {
+            **live_record(ref, run, endpoint, config),
+            "rolled_back_from": rolled_back_from,
+        }
+        if not runs.set_live(ref, live):
+            return Outcome("duplicate", ref.model, ref.run_id, "another invocation made it live")
+        reason = f"rolled back from version {rolled_back_from} on request; serving on {endpoint}"
+        notify(settings.topic_arn, {**run, "status": "rolled_back", "reason": reason})
+        return Outcome("rolled_back", ref.model, ref.run_id, reason)
+    failure = (described or {}).get("FailureReason")
+    if current in _FAILED or current == "GONE" or (current == "IN_SERVICE" and failure):
+        runs.end_rollback(ref)
+        reason = (
+            f"the rollback to version {ref.run_id} failed: {failure or f'endpoint is {current}'}"
+        )
+        notify(settings.topic_arn, {**run, "status": "rollback_failed", "reason": reason})
+        return Outcome("rollback_failed", ref.model, ref.run_id, reason)
+    return Outcome("ignored", ref.model, ref.run_id, f"endpoint is {current}")
 
 
 def settle_deployment(
@@ -71,17 +132,7 @@ def settle_deployment(
     current = normalise_status(described["EndpointStatus"])
     config = described.get("EndpointConfigName", "")
     if current == "IN_SERVICE" and parse_job_name(settings.job_prefix, config) == ref:
-        live = {
-            "run_id": ref.run_id,
-            "endpoint": endpoint,
-            "endpoint_config": config,
-            "metrics": run.get("metrics", {}),
-            "problem": run.get("problem"),
-            "num_class": run.get("num_class"),
-            "num_features": run.get("num_features"),
-            "objective": run.get("objective"),
-            "deployed_at": now(),
-        }
+        live = live_record(ref, run, endpoint, config)
         if not runs.set_live(ref, live):
             return Outcome("duplicate", ref.model, ref.run_id, "another invocation made it live")
         logger.info("model live", extra={"endpoint": endpoint, "run_id": ref.run_id})

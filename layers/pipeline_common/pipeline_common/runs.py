@@ -21,6 +21,8 @@ from pipeline_common.naming import RunRef
 # Sort key of the per-model item; run ids are hex, so it cannot clash with one.
 MODEL_ITEM = "_model"
 _NOTIFY_CLAIM_TTL = timedelta(minutes=5)
+# Attribute names DynamoDB reserves as words of its expressions.
+_NAMES = {"#history": "history", "#rollback": "rollback"}
 
 
 class Stage(StrEnum):
@@ -134,13 +136,84 @@ class RunsTable:
         return from_item(item) if item else None
 
     def set_live(self, ref: RunRef, live: Mapping[str, Any]) -> bool:
-        """Make the deploying run the live one and release the endpoint, in one write."""
+        """Make the deploying run the live one, add it to the model's history, release the
+        endpoint, all in one write."""
+        entry = {
+            "version": ref.run_id,
+            "at": live["deployed_at"],
+            **(
+                {"rolled_back_from": live["rolled_back_from"]}
+                if live.get("rolled_back_from")
+                else {}
+            ),
+        }
         return self._conditionally(
             Key=self._model_key(ref.model),
-            UpdateExpression="SET live = :live, updated_at = :now REMOVE deploying_run_id",
+            UpdateExpression="SET live = :live, updated_at = :now, "
+            "#history = list_append(if_not_exists(#history, :empty), :entry) "
+            "REMOVE deploying_run_id, #rollback, retired",
             ConditionExpression="deploying_run_id = :run",
-            ExpressionAttributeValues={":live": to_item(live), ":run": ref.run_id, ":now": now()},
+            ExpressionAttributeNames=_NAMES,
+            ExpressionAttributeValues={
+                ":live": to_item(live),
+                ":run": ref.run_id,
+                ":now": now(),
+                ":empty": [],
+                ":entry": [to_item(entry)],
+            },
         )
+
+    def begin_rollback(self, ref: RunRef, rolled_back_from: str) -> bool:
+        """Claim the endpoint to put an earlier version back; False while a run deploys."""
+        return self._conditionally(
+            Key=self._model_key(ref.model),
+            UpdateExpression="SET deploying_run_id = :run, #rollback = :request, updated_at = :now",
+            ConditionExpression="attribute_not_exists(deploying_run_id)",
+            ExpressionAttributeNames={"#rollback": "rollback"},
+            ExpressionAttributeValues={
+                ":run": ref.run_id,
+                ":request": {"to": ref.run_id, "from": rolled_back_from, "requested_at": now()},
+                ":now": now(),
+            },
+        )
+
+    def end_rollback(self, ref: RunRef) -> bool:
+        """Release the endpoint after a rollback that did not happen."""
+        return self._conditionally(
+            Key=self._model_key(ref.model),
+            UpdateExpression="REMOVE deploying_run_id, #rollback SET updated_at = :now",
+            ConditionExpression="deploying_run_id = :run",
+            ExpressionAttributeNames={"#rollback": "rollback"},
+            ExpressionAttributeValues={":run": ref.run_id, ":now": now()},
+        )
+
+    def retire(self, model: str, reason: str) -> None:
+        """The model serves no more: no live version, and why, for the API to say."""
+        self._table.update_item(
+            Key=self._model_key(model),
+            UpdateExpression="SET retired = :retired, updated_at = :now REMOVE live",
+            ExpressionAttributeValues={
+                ":retired": {"at": now(), "reason": reason},
+                ":now": now(),
+            },
+        )
+
+    def deployed_versions(self, model: str) -> list[dict[str, Any]]:
+        """Every run of the model that went live, newest first."""
+        request: dict[str, Any] = {
+            "KeyConditionExpression": "model = :model",
+            "FilterExpression": "#status = :deployed",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": {":model": model, ":deployed": Status.DEPLOYED.value},
+        }
+        found: list[dict[str, Any]] = []
+        while True:
+            page = self._table.query(**request)
+            found.extend(from_item(item) for item in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                break
+            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return sorted(found, key=lambda run: str(run.get("deployed_at", "")), reverse=True)
 
     def wait_for_endpoint(self, ref: RunRef) -> None:
         """Park a scored-to-be run until the endpoint's current deployment settles."""
@@ -179,11 +252,13 @@ class RunsTable:
             ExpressionAttributeValues={":run": ref.run_id, ":now": now()},
         )
 
-    def clear_live(self, model: str) -> None:
+    def clear_live(self, model: str, reason: str) -> None:
+        """The endpoint is gone; a reason already recorded (a deletion on request) stays."""
         self._table.update_item(
             Key=self._model_key(model),
-            UpdateExpression="REMOVE live SET updated_at = :now",
-            ExpressionAttributeValues={":now": now()},
+            UpdateExpression="REMOVE live SET updated_at = :now, "
+            "retired = if_not_exists(retired, :retired)",
+            ExpressionAttributeValues={":now": now(), ":retired": {"at": now(), "reason": reason}},
         )
 
     def claim_notification(self, ref: RunRef) -> bool:
@@ -204,20 +279,33 @@ class RunsTable:
             ExpressionAttributeValues={":now": now()},
         )
 
+    def live_models(self) -> Iterator[dict[str, Any]]:
+        """The model items that name a live version (one item per model: a small scan)."""
+        yield from self._scan(
+            {
+                "FilterExpression": "run_id = :model_item AND attribute_exists(live)",
+                "ExpressionAttributeValues": {":model_item": MODEL_ITEM},
+            }
+        )
+
     def unsettled(self) -> Iterator[dict[str, Any]]:
         """Runs not yet over, or over but not yet announced (one item per run: a small scan)."""
-        request: dict[str, Any] = {
-            "FilterExpression": "attribute_exists(#status) AND "
-            "(#status = :in_progress OR attribute_not_exists(notified_at))",
-            "ExpressionAttributeNames": {"#status": "status"},
-            "ExpressionAttributeValues": {":in_progress": Status.IN_PROGRESS.value},
-        }
+        yield from self._scan(
+            {
+                "FilterExpression": "attribute_exists(#status) AND "
+                "(#status = :in_progress OR attribute_not_exists(notified_at))",
+                "ExpressionAttributeNames": {"#status": "status"},
+                "ExpressionAttributeValues": {":in_progress": Status.IN_PROGRESS.value},
+            }
+        )
+
+    def _scan(self, request: dict[str, Any]) -> Iterator[dict[str, Any]]:
         while True:
             page = self._table.scan(**request)
             yield from (from_item(item) for item in page["Items"])
             if "LastEvaluatedKey" not in page:
                 return
-            request["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+            request = {**request, "ExclusiveStartKey": page["LastEvaluatedKey"]}
 
     @staticmethod
     def _model_key(model: str) -> dict[str, str]:

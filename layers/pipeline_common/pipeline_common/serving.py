@@ -55,6 +55,7 @@ def describe_model(settings: Settings, model: str) -> dict[str, Any]:
         "model": model,
         "live": _live_view(item["live"]) if item.get("live") else None,
         "latest_run": {k: latest[k] for k in _RUN_FIELDS if k in latest} if latest else None,
+        "retired": item.get("retired"),
     }
 
 
@@ -71,13 +72,23 @@ def predict(
         raise ModelNotFound(f"there is no model named {model}")
     live = item.get("live")
     if not live:
-        raise ModelNotFound(f"model {model} has no live version yet; see GET /models/{model}")
+        raise ModelNotFound(_not_serving(model, item))
     request = parse_request(body, content_type, int(live["num_features"]))
     return {
         "predictions": parse_predictions(_invoke(live["endpoint"], request)),
         "model": model,
         "version": live["run_id"],
     }
+
+
+def _not_serving(model: str, item: Mapping[str, Any]) -> str:
+    retired = item.get("retired")
+    if not retired:
+        return f"model {model} has no live version yet; see GET /models/{model}"
+    return (
+        f"model {model} serves no version: {retired['reason']} at {retired['at']}; "
+        f"POST /models/{model}/rollback puts the last version back, or drop new data"
+    )
 
 
 def _invoke(endpoint: str, request: PredictionRequest) -> bytes:

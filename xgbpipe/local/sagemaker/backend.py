@@ -28,6 +28,7 @@ from xgbpipe.local.sagemaker.errors import (
     validation_error,
 )
 from xgbpipe.local.sagemaker.listing import filtered, page, project, summaries
+from xgbpipe.local.sagemaker.metrics import EndpointMetrics
 from xgbpipe.local.sagemaker.runtime import check_payload_size, model_error, pick_variant
 from xgbpipe.local.sagemaker.serving import Answer, ContainerError, ServingModel
 from xgbpipe.local.sagemaker.training import run_training_job
@@ -90,6 +91,8 @@ class SageMakerBackend:
         self._serving: dict[str, dict[str, ServingModel]] = {}
         self._timers: dict[str, threading.Timer] = {}
         self._bakes: dict[str, Bake] = {}
+        # Only toward a local services endpoint: never publish to a real account's CloudWatch.
+        self._metrics = EndpointMetrics(lambda: self._cloudwatch) if s3_endpoint_url else None
         self._restore()
 
     # ---------------------------------------------------------------- helpers
@@ -902,15 +905,21 @@ class SageMakerBackend:
             bake = self._bakes.get(name)
         variant = pick_variant(name, weights, target_variant)
         green = bake is not None and bake.takes() and variant in bake.green
+        self._count(name, variant, "Invocations")
         try:
             if green and self._faults and (fault := self._faults.claim("Invocation")):
                 raise ContainerError(500, fault.message)
             serving = bake.green if green and bake else variants
             return serving[variant].invoke(body, content_type, accept), variant
         except ContainerError as error:
+            self._count(name, variant, "InvocationModelErrors")
             if green and bake:
                 bake.errors.append(f"{error.status} {error.message}")
             raise model_error(self.region, self.account_id, name, variant, error) from error
+
+    def _count(self, endpoint: str, variant: str, metric: str) -> None:
+        if self._metrics is not None:
+            self._metrics.count(endpoint, variant, metric)
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -943,6 +952,8 @@ class SageMakerBackend:
         }
 
     def close(self) -> None:
+        if self._metrics is not None:
+            self._metrics.stop()
         with self._lock:
             timers = list(self._timers.values())
             self._timers.clear()
