@@ -17,6 +17,7 @@ import boto3
 import pytest
 from pipeline_common import clients
 from pipeline_common.config import Settings
+from pipeline_common.models import retire_idle
 from pipeline_common.reconciliation import STALE_AFTER, reconcile
 from samtranslator.translator.transform import transform
 
@@ -24,6 +25,7 @@ from tests.integration import conftest
 from tests.integration.conftest import Stack, abalone_like
 from tests.integration.flow import (
     PERFECT_OUTPUT,
+    endpoint_answer,
     endpoint_changed,
     job,
     start,
@@ -31,6 +33,7 @@ from tests.integration.flow import (
     transform_changed,
     write_transform_output,
 )
+from tests.integration.test_manage_models import manage
 from tests.integration.test_predict import ROWS, _scores, api
 from tests.template.stack import NoManagedPolicies, load_template, with_code_placeholders
 
@@ -104,9 +107,11 @@ def recorder(stack: Stack) -> Iterator[CallRecorder]:
 
 
 def test_every_call_of_a_whole_run_is_granted_to_its_function(
-    stack: Stack, recorder: CallRecorder
+    stack: Stack, recorder: CallRecorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Given a run driven through every function, as the events would
+    # Given a run driven through every function, as the events would, on an instance endpoint
+    # (whose updates also set rollback alarms)
+    monkeypatch.setenv("ENDPOINT_KIND", "instance")
     recorder.function = "StartTrainingFunction"
     run_id = start(stack, "abalone", {**abalone_like(30), "hyperparameters.json": '{"eta": 0.3}'})
     recorder.function = "RunBatchTransformFunction"
@@ -132,12 +137,31 @@ def test_every_call_of_a_whole_run_is_granted_to_its_function(
         api("POST", "/models/abalone/predictions", json.dumps({"instances": ROWS}))["status"] == 200
     )
     assert api("GET", "/models/abalone")["status"] == 200
+    # And the model managed: its second version live, rolled back, idle, deleted
+    recorder.function = "TrackEndpointFunction"
+    stack.answers["DescribeEndpoint"] = endpoint_answer("InService", job("abalone", second))
+    endpoint_changed("abalone", job("abalone", second), "IN_SERVICE")
+    recorder.function = "ManageModelsFunction"
+    assert manage("GET", "/models/abalone/versions")["status"] == 200
+    assert manage("POST", "/models/abalone/rollback")["status"] == 202
+    recorder.function = "TrackEndpointFunction"
+    stack.answers["DescribeEndpoint"] = endpoint_answer("InService", job("abalone", run_id))
+    assert endpoint_changed("abalone", job("abalone", run_id), "IN_SERVICE")["action"] == (
+        "rolled_back"
+    )
+    recorder.function = "RetireIdleEndpointsFunction"
+    monkeypatch.setenv("IDLE_ENDPOINT_HOURS", "1")
+    (idle,) = retire_idle(Settings.from_env(), at=datetime.now(UTC) + timedelta(hours=2))
+    assert idle.action == "deleted"
+    recorder.function = "ManageModelsFunction"
+    assert manage("DELETE", "/models/abalone")["status"] == 202
+    del stack.answers["DescribeEndpoint"]
+
     recorder.function = "StartTrainingFunction"
     third = start(stack, "abalone", abalone_like(30, seed=5))
     recorder.function = "ReconcileRunsFunction"
     reconcile(Settings.from_env(), at=datetime.now(UTC) + STALE_AFTER + timedelta(minutes=1))
     assert stack.run("abalone", third)["stage"] == "transforming"
-
     # Then each function's role allows every action its calls need
     granted = granted_actions()
     assert set(recorder.calls) == {
@@ -147,6 +171,8 @@ def test_every_call_of_a_whole_run_is_granted_to_its_function(
         "TrackEndpointFunction",
         "PredictFunction",
         "ReconcileRunsFunction",
+        "ManageModelsFunction",
+        "RetireIdleEndpointsFunction",
     }
     missing = {
         function: sorted(

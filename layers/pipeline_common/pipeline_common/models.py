@@ -150,10 +150,8 @@ def retire_idle(settings: Settings, at: datetime | None = None) -> list[Outcome]
         described = describe_endpoint(str(live["endpoint"]))
         if described is None or described["EndpointStatus"] != "InService":
             continue
-        serving_since = max(
-            described["LastModifiedTime"],
-            datetime.fromisoformat(str(live["deployed_at"]).replace("Z", "+00:00")),
-        )
+        deployed = datetime.fromisoformat(str(live["deployed_at"]).replace("Z", "+00:00"))
+        serving_since = max(described.get("LastModifiedTime", deployed), deployed)
         if moment - serving_since < window:
             outcomes.append(Outcome("kept", model, detail="serving for less than the idle time"))
             continue
