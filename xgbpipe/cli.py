@@ -590,7 +590,8 @@ def delete(
     except client.StackError as error:
         raise fail(error) from error
     console.print(
-        f"Deleted endpoint {deleted['endpoint']}; predictions answer 404 until a rollback or a new drop."
+        f"Deleted endpoint {deleted['endpoint']}; "
+        "predictions answer 404 until a rollback or a new drop."
     )
 
 

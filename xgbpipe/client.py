@@ -29,9 +29,9 @@ from xgbpipe.local import control
 
 MODEL_ITEM = "_model"
 DATA_FILES = ("train.csv", "validation.csv", "test.csv")
-EXTRA_FILES = ("schema.json", "hyperparameters.json")
+EXTRA_FILES = ("schema.json", "hyperparameters.json", "pipeline.json")
 # The files whose arrival starts a run, and whose ETags name it.
-TRIGGER_FILES = (*DATA_FILES, "hyperparameters.json")
+TRIGGER_FILES = (*DATA_FILES, "hyperparameters.json", "pipeline.json")
 STAGES = ("validating", "training", "transforming", "evaluating", "deploying", "done")
 # Requests stay under the API's limits (10,000 rows, 5 MB of body) with room to spare.
 BATCH_ROWS = 5_000

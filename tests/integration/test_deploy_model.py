@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import random
+from decimal import Decimal
 from typing import Any
 
 import boto3
@@ -255,6 +256,38 @@ def test_threshold_rejects_a_model_that_misses_the_bar(
     assert outcome["action"] == "rejected"
     assert "1.5" in outcome["detail"]
     assert stack.requests("CreateEndpointConfig") == []
+
+
+@pytest.mark.parametrize(
+    ("bars", "passed", "reason"),
+    [
+        # A bar on another metric than the primary one, missed.
+        ({"r2": 0.999}, False, "misses the bar of 0.999 (the least required) in pipeline.json"),
+        # pipeline.json's bar on the primary metric replaces the stack's GateThreshold of 1.5.
+        ({"rmse": 5.0, "mae": 4.0}, True, "meets the threshold 5"),
+    ],
+)
+def test_pipeline_json_sets_the_models_own_bars(
+    stack: Stack,
+    monkeypatch: pytest.MonkeyPatch,
+    bars: dict[str, float],
+    passed: bool,
+    reason: str,
+) -> None:
+    monkeypatch.setenv("GATE_THRESHOLD", "1.5")
+    files = {**abalone_like(30), "pipeline.json": json.dumps({"gate": bars})}
+    run_id = start(stack, "abalone", files)
+    training_changed("abalone", run_id, "Completed")
+    labels, predictions = regression_output(noise=2.0)
+    write_transform_output(stack, "abalone", run_id, joined_rows(labels, predictions))
+
+    outcome = transform_changed("abalone", run_id, "Completed")
+
+    run = stack.run("abalone", run_id)
+    assert run["gate_bars"] == {k: Decimal(str(v)) for k, v in bars.items()}
+    assert run["gate"]["passed"] is passed
+    assert reason in run["gate"]["reason"]
+    assert outcome["action"] == ("endpoint_created" if passed else "rejected")
 
 
 def test_unreadable_output_fails_the_run_and_deploys_nothing(stack: Stack) -> None:

@@ -234,6 +234,19 @@ INVALID_DROPS = {
         "reg:squaredlogerror",
     ),
     "space and unicode in the model": (_drop(model="my modèl"), "'my modèl'"),
+    "pipeline.json not JSON": (_drop(pipeline_json="gate: rmse"), "pipeline.json is not valid"),
+    "pipeline.json unknown setting": (
+        _drop(pipeline_json='{"gate": {}, "retries": 3}'),
+        "unknown settings ['retries']",
+    ),
+    "bar on a metric of another problem": (
+        _drop(pipeline_json='{"gate": {"auc": 0.8}}'),
+        "regression models are scored on rmse, mae, r2, not 'auc'",
+    ),
+    "bar that is not a number": (
+        _drop(pipeline_json='{"gate": {"rmse": "low"}}'),
+        "the bar of rmse must be a number",
+    ),
 }
 
 

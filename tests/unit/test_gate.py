@@ -4,7 +4,7 @@ import math
 from decimal import Decimal
 
 import pytest
-from pipeline_common.gate import GateDecision, decide
+from pipeline_common.gate import GateDecision, decide, missed_bar
 from pipeline_common.problem import ProblemType
 
 REGRESSION = ProblemType.REGRESSION
@@ -155,3 +155,17 @@ def test_live_metrics_read_back_from_dynamodb_as_decimals_tie() -> None:
     assert decision.reason.endswith("equals the live model's 2.12.")
     assert (decision.live_value, decision.threshold) == (2.12, 2.5)
     assert type(decision.live_value) is float
+
+
+def test_bars_of_pipeline_json_are_checked_metric_by_metric() -> None:
+    metrics = {"rmse": 2.1, "mae": 1.5, "r2": 0.52}
+
+    assert missed_bar(metrics, {"rmse": 2.5, "r2": 0.5}) is None
+    missed = missed_bar(metrics, {"rmse": 2.5, "mae": 1.4})
+    assert missed is not None
+    assert (missed.passed, missed.metric, missed.value) == (False, "mae", 1.5)
+    assert missed.threshold == 1.4
+    assert missed.reason == "mae 1.5 misses the bar of 1.4 (the most allowed) in pipeline.json."
+    absent = missed_bar({"accuracy": 0.9}, {"logloss": 0.3})
+    assert absent is not None
+    assert "produced no logloss" in absent.reason

@@ -9,9 +9,9 @@ from botocore.exceptions import ClientError
 
 from pipeline_common import clients, storage
 from pipeline_common.config import Settings
-from pipeline_common.gate import GateDecision, decide
+from pipeline_common.gate import GateDecision, decide, missed_bar
 from pipeline_common.lifecycle import completed_job, conclude
-from pipeline_common.metrics import EvaluationError, evaluate_joined_output
+from pipeline_common.metrics import PRIMARY_METRIC, EvaluationError, evaluate_joined_output
 from pipeline_common.naming import RunRef, endpoint_name, job_name
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
@@ -104,7 +104,10 @@ def _evaluate_and_deploy(
         return conclude(settings, runs, ref, Status.FAILED, f"evaluation failed: {error}")
 
     live = (runs.model(ref.model) or {}).get("live") or {}
-    decision = decide(problem, scores, settings.gate_threshold, live.get("metrics"))
+    bars = dict(run.get("gate_bars") or {})
+    # pipeline.json's bar on the primary metric overrides the stack's GateThreshold.
+    threshold = bars.pop(PRIMARY_METRIC[problem], settings.gate_threshold)
+    decision = missed_bar(scores, bars) or decide(problem, scores, threshold, live.get("metrics"))
     gate = _gate_record(decision, live)
     storage.put_json(
         settings.data_bucket,

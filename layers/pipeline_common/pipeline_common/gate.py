@@ -73,6 +73,23 @@ def decide(
     return decision(True, f"{verdict}, and it {comparison} the live model's {live_shown}.")
 
 
+def missed_bar(metrics: Mapping[str, float], bars: Mapping[str, float]) -> GateDecision | None:
+    """The first metric that misses its bar (pipeline.json's "gate"), or None when all meet it."""
+    for metric, bar in bars.items():
+        value = float(metrics.get(metric, math.nan))
+        higher_is_better = HIGHER_IS_BETTER[metric]
+        if math.isnan(value):
+            reason = f"The evaluation produced no {metric}, which pipeline.json sets a bar for."
+        elif (value < bar) if higher_is_better else (value > bar):
+            shown, bar_shown = _pair(value, float(bar))
+            limit = "the least required" if higher_is_better else "the most allowed"
+            reason = f"{metric} {shown} misses the bar of {bar_shown} ({limit}) in pipeline.json."
+        else:
+            continue
+        return GateDecision(False, reason, metric, value, float(bar), None)
+    return None
+
+
 def _format(number: float) -> str:
     return f"{number:.4g}"
 

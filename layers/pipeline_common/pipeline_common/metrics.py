@@ -31,6 +31,14 @@ PRIMARY_METRIC: Mapping[ProblemType, str] = MappingProxyType(
         ProblemType.MULTICLASS: "accuracy",
     }
 )
+# The metrics each kind of problem is scored on (logloss needs probabilities).
+METRICS_OF: Mapping[ProblemType, tuple[str, ...]] = MappingProxyType(
+    {
+        ProblemType.REGRESSION: ("rmse", "mae", "r2"),
+        ProblemType.BINARY: ("auc", "accuracy", "logloss"),
+        ProblemType.MULTICLASS: ("accuracy", "logloss"),
+    }
+)
 HIGHER_IS_BETTER: Mapping[str, bool] = MappingProxyType(
     {"rmse": False, "mae": False, "r2": True, "auc": True, "accuracy": True, "logloss": False}
 )

@@ -14,6 +14,8 @@ DATASETS_PREFIX = "datasets/"
 RUNS_PREFIX = "runs/"
 DATASET_FILES = ("train.csv", "validation.csv", "test.csv")
 HYPERPARAMETERS_FILE = "hyperparameters.json"
+# Per-model settings of the stack itself, such as the gate's bars.
+PIPELINE_FILE = "pipeline.json"
 RUN_ID_LENGTH = 12
 MAX_MODEL_NAME_LENGTH = 32
 # Lower-case so the model name is valid in S3 keys, SageMaker names and URLs alike.
@@ -27,7 +29,7 @@ class DatasetObject:
 
     @property
     def is_trigger(self) -> bool:
-        return self.file_name in (*DATASET_FILES, HYPERPARAMETERS_FILE)
+        return self.file_name in (*DATASET_FILES, HYPERPARAMETERS_FILE, PIPELINE_FILE)
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,9 +17,11 @@ from pipeline_common.hyperparameters import (
     resolve_hyperparameters,
 )
 from pipeline_common.lifecycle import conclude
+from pipeline_common.metrics import METRICS_OF
 from pipeline_common.naming import (
     DATASET_FILES,
     HYPERPARAMETERS_FILE,
+    PIPELINE_FILE,
     RunRef,
     dataset_key,
     job_name,
@@ -27,6 +30,7 @@ from pipeline_common.naming import (
 )
 from pipeline_common.observability import logger, metrics
 from pipeline_common.outcome import Outcome
+from pipeline_common.problem import ProblemType
 from pipeline_common.runs import RunsTable, Stage, Status
 from pipeline_common.sagemaker_calls import create, is_transient
 from pipeline_common.sagemaker_requests import input_key, training_job_request
@@ -39,7 +43,7 @@ class SupersededUpload(RuntimeError):
 
 def start_training(settings: Settings, model: str) -> Outcome:
     bucket = settings.data_bucket
-    names = (*DATASET_FILES, HYPERPARAMETERS_FILE)
+    names = (*DATASET_FILES, HYPERPARAMETERS_FILE, PIPELINE_FILE)
     objects = {name: storage.head(bucket, dataset_key(model, name)) for name in names}
     missing = [name for name in DATASET_FILES if objects[name] is None]
     if missing:
@@ -59,6 +63,7 @@ def start_training(settings: Settings, model: str) -> Outcome:
         return Outcome("duplicate", model, ref.run_id, "this set of files already has a run")
     try:
         hyperparameters, num_features = _validate(settings, ref, present)
+        bars = gate_bars(_json_object(settings, present, PIPELINE_FILE), hyperparameters.problem)
     except (DropRejected, HyperparameterError) as rejected:
         return reject(settings, runs, ref, str(rejected))
     except SupersededUpload as superseded:
@@ -71,6 +76,7 @@ def start_training(settings: Settings, model: str) -> Outcome:
         "num_class": hyperparameters.num_class,
         "num_features": num_features,
         "hyperparameters": hyperparameters.values,
+        "gate_bars": bars,
     }
     # Record first, then act: the job's own event can never find the run a stage behind.
     if not runs.advance(ref, Stage.VALIDATING, Stage.TRAINING, fields):
@@ -106,7 +112,7 @@ def _validate(
     problem = model_name_problem(ref.model)
     if problem:
         raise DropRejected(problem)
-    hyperparameters = resolve_hyperparameters(_user_hyperparameters(settings, present))
+    hyperparameters = resolve_hyperparameters(_json_object(settings, present, HYPERPARAMETERS_FILE))
     for name in DATASET_FILES:
         _snapshot(settings.data_bucket, present[name], input_key(ref, name))
     train, validation, test = (
@@ -116,22 +122,52 @@ def _validate(
     return hyperparameters, check_drop(train, validation, test, hyperparameters)
 
 
-def _user_hyperparameters(
-    settings: Settings, present: dict[str, storage.StoredObject]
+def _json_object(
+    settings: Settings, present: dict[str, storage.StoredObject], name: str
 ) -> dict[str, Any] | None:
-    stored = present.get(HYPERPARAMETERS_FILE)
+    """An optional JSON file of the drop, which must hold one object."""
+    stored = present.get(name)
     if stored is None:
         return None
     raw = storage.read_bytes(settings.data_bucket, stored.key, stored.version_id)
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise HyperparameterError(f"{HYPERPARAMETERS_FILE} is not valid JSON: {error}") from error
+        raise DropRejected(f"{name} is not valid JSON: {error}") from error
     if not isinstance(document, dict):
-        raise HyperparameterError(
-            f'{HYPERPARAMETERS_FILE} must be a JSON object such as {{"max_depth": 5}}'
-        )
+        raise DropRejected(f"{name} must be a JSON object, such as {_EXAMPLES[name]}")
     return document
+
+
+_EXAMPLES = {HYPERPARAMETERS_FILE: '{"max_depth": 5}', PIPELINE_FILE: '{"gate": {"rmse": 2.5}}'}
+
+
+def gate_bars(pipeline: dict[str, Any] | None, problem: ProblemType) -> dict[str, float]:
+    """pipeline.json's bars, one per metric the problem is scored on."""
+    if not pipeline:
+        return {}
+    unknown = sorted(set(pipeline) - {"gate"})
+    if unknown:
+        raise DropRejected(f"{PIPELINE_FILE} has unknown settings {unknown}; it may set only gate")
+    bars = pipeline["gate"]
+    allowed = METRICS_OF[problem]
+    if not isinstance(bars, dict):
+        raise DropRejected(
+            f'{PIPELINE_FILE}: "gate" must map metrics to bars, such as {{"rmse": 2.5}}'
+        )
+    checked = {}
+    for metric, bar in bars.items():
+        if metric not in allowed:
+            raise DropRejected(
+                f"{PIPELINE_FILE}: {problem} models are scored on {', '.join(allowed)}, "
+                f"not {metric!r}"
+            )
+        if isinstance(bar, bool) or not isinstance(bar, int | float) or not math.isfinite(bar):
+            raise DropRejected(
+                f"{PIPELINE_FILE}: the bar of {metric} must be a number, not {bar!r}"
+            )
+        checked[metric] = float(bar)
+    return checked
 
 
 def _snapshot(bucket: str, source: storage.StoredObject, target_key: str) -> None:
