@@ -70,6 +70,14 @@ def test_worse_drop_is_rejected_and_better_one_replaces_the_live_model(
     third = description["latest_run"]
     assert third["status"] == "deployed", third
     assert third["metrics"]["rmse"] < first["metrics"]["rmse"]
+    # It was also scored on the champion's own test set, and beat it there too.
+    head_to_head = third["gate"]["on_live_test_set"]
+    assert head_to_head["run_id"] == first["run_id"]
+    assert head_to_head["value"] < head_to_head["live_value"] == first["metrics"]["rmse"]
+    assert (
+        "On the live model's own test set it scores rmse"
+        in third["reason"] + third["gate"]["reason"]
+    )
     assert description["live"]["version"] == third["run_id"]
     endpoint = stack.client("sagemaker").describe_endpoint(
         EndpointName=description["live"]["endpoint"]

@@ -55,12 +55,21 @@ def endpoint_changed(model: str, config: str, status: str) -> dict[str, Any]:
     return track_endpoint(event, CONTEXT)
 
 
-def write_transform_output(stack: Stack, model: str, run_id: str, rows: list[str]) -> None:
-    stack.s3.put_object(
-        Bucket=BUCKET,
-        Key=f"runs/{model}/{run_id}/transform/test.csv.out",
-        Body="".join(f"{row}\n" for row in rows).encode(),
-    )
+def write_transform_output(
+    stack: Stack,
+    model: str,
+    run_id: str,
+    rows: list[str],
+    on_live_test_set: list[str] | None = None,
+) -> None:
+    """What the run's batch transforms write: of its test set, and of the live model's (the
+    same rows unless given; read only when a model was live as the run trained)."""
+    for folder, written in (("transform", rows), ("transform-on-live", on_live_test_set or rows)):
+        stack.s3.put_object(
+            Bucket=BUCKET,
+            Key=f"runs/{model}/{run_id}/{folder}/test.csv.out",
+            Body="".join(f"{row}\n" for row in written).encode(),
+        )
 
 
 def deploy(stack: Stack, model: str, files: dict[str, str], joined: list[str]) -> str:

@@ -12,8 +12,10 @@ import boto3
 import pytest
 from sklearn.metrics import mean_absolute_error, mean_squared_error, r2_score, roc_auc_score
 
-from tests.integration.conftest import BUCKET, REGION, Stack, abalone_like
+from functions.deploy_model.handler import lambda_handler as deploy_model_handler
+from tests.integration.conftest import BUCKET, REGION, Stack, abalone_like, eventbridge_event
 from tests.integration.flow import (
+    CONTEXT,
     deploy,
     endpoint_answer,
     endpoint_changed,
@@ -414,3 +416,55 @@ def test_a_run_waits_while_another_deploys_then_follows_it(stack: Stack) -> None
 def _ok_update(params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     arn = f"arn:aws:sagemaker:us-east-1:123456789012:endpoint/{params['EndpointName']}"
     return 200, {"EndpointArn": arn}
+
+
+def test_a_challenger_is_also_scored_on_the_live_models_own_test_set(stack: Stack) -> None:
+    # Given a live model, and a challenger whose training just completed
+    labels, fair = regression_output(noise=2.0)
+    first = deploy(stack, "abalone", abalone_like(30, seed=1), joined_rows(labels, fair))
+    run_id = transformed(stack)
+
+    # Then it is scored twice: on its own test set and on the live model's
+    own, on_live = stack.requests("CreateTransformJob")[-2:]
+    assert on_live["TransformJobName"] == f"{job('abalone', run_id)}-on-live"
+    assert on_live["ModelName"] == own["ModelName"] == job("abalone", run_id)
+    assert on_live["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"] == (
+        f"s3://{BUCKET}/runs/abalone/{first}/input/test.csv"
+    )
+    assert on_live["TransformOutput"]["S3OutputPath"] == (
+        f"s3://{BUCKET}/runs/abalone/{run_id}/transform-on-live"
+    )
+    assert stack.run("abalone", run_id)["live_test_set"] == {
+        "run_id": first,
+        "transform_job": on_live["TransformJobName"],
+    }
+
+    # When its own transform completes first, it waits for the other
+    _, better = regression_output(noise=0.5)
+    _, worse = regression_output(noise=3.0)
+    write_transform_output(stack, "abalone", run_id, joined_rows(labels, better))
+    stack.answers["DescribeTransformJob"] = lambda _: (200, {"TransformJobStatus": "InProgress"})
+    waiting = transform_changed("abalone", run_id, "Completed")
+    assert (waiting["action"], waiting["detail"]) == (
+        "waiting",
+        f"{on_live['TransformJobName']} has not completed yet",
+    )
+
+    # And when both are done, better on its own test set but worse on the champion's: rejected
+    write_transform_output(
+        stack, "abalone", run_id, joined_rows(labels, better), joined_rows(labels, worse)
+    )
+    del stack.answers["DescribeTransformJob"]
+    event = eventbridge_event(
+        "deploy_model.json",
+        {"TransformJobName": on_live["TransformJobName"], "TransformJobStatus": "Completed"},
+    )
+    outcome = deploy_model_handler(event, CONTEXT)
+
+    assert outcome["action"] == "rejected"
+    assert outcome["detail"].startswith("On the live model's own test set, rmse ")
+    gate = stack.run("abalone", run_id)["gate"]
+    assert gate["on_live_test_set"]["run_id"] == first
+    assert gate["on_live_test_set"]["value"] > gate["on_live_test_set"]["live_value"]
+    assert gate["value"] < gate["live_value"]  # better on its own test set
+    assert stack.run("abalone", "_model")["live"]["run_id"] == first

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -12,12 +13,12 @@ from pipeline_common.config import Settings
 from pipeline_common.gate import GateDecision, decide, missed_bar
 from pipeline_common.lifecycle import completed_job, conclude
 from pipeline_common.metrics import PRIMARY_METRIC, EvaluationError, evaluate_joined_output
-from pipeline_common.naming import RunRef, endpoint_name, job_name
+from pipeline_common.naming import ON_LIVE_TEST_SET, RunRef, endpoint_name, job_name
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.problem import ProblemType
 from pipeline_common.runs import RunsTable, Stage, Status
-from pipeline_common.sagemaker_calls import create, describe_endpoint, is_transient
+from pipeline_common.sagemaker_calls import create, describe_endpoint, is_transient, not_found
 from pipeline_common.sagemaker_requests import (
     deployment_config,
     endpoint_config_request,
@@ -31,7 +32,12 @@ BUSY_ENDPOINT = {"Creating", "Updating", "SystemUpdating", "RollingBack", "Delet
 
 
 def on_transform_job_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome:
-    job = completed_job(settings, detail, "Transform", "batch transform")
+    name = str(detail.get("TransformJobName", ""))
+    on_live_test_set = name.endswith(ON_LIVE_TEST_SET)
+    if on_live_test_set:
+        detail = {**detail, "TransformJobName": name.removesuffix(ON_LIVE_TEST_SET)}
+    step = "batch transform of the live model's test set" if on_live_test_set else "batch transform"
+    job = completed_job(settings, detail, "Transform", step)
     if isinstance(job, Outcome):
         return job
     ref, runs, run = job.ref, job.runs, job.run
@@ -40,10 +46,16 @@ def on_transform_job_change(settings: Settings, detail: Mapping[str, Any]) -> Ou
         # A retry of an invocation that claimed the endpoint but died before pointing it here.
         reason = str(run["gate"]["reason"])
         return _guarded(
-            settings, runs, ref, lambda: point_endpoint(settings, ref, endpoint, reason)
+            settings,
+            runs,
+            ref,
+            lambda: point_endpoint(settings, ref, endpoint, reason, resuming=True),
         )
     if run["stage"] != Stage.TRANSFORMING:
         return Outcome("duplicate", ref.model, ref.run_id, f"the run is {run['stage']}")
+    pending = _transform_pending(run, job.name, on_live_test_set)
+    if pending:
+        return Outcome("waiting", ref.model, ref.run_id, f"{pending} has not completed yet")
     busy = _busy(runs, ref, describe_endpoint(endpoint))
     if busy:
         return _park(runs, ref, busy)
@@ -53,6 +65,21 @@ def on_transform_job_change(settings: Settings, detail: Mapping[str, Any]) -> Ou
     return _guarded(
         settings, runs, ref, lambda: _evaluate_and_deploy(settings, runs, ref, run, endpoint)
     )
+
+
+def _transform_pending(run: Mapping[str, Any], own_job: str, on_live_test_set: bool) -> str | None:
+    """The run's other batch transform when it has not completed: the gate needs both."""
+    live_test_set = run.get("live_test_set")
+    if not live_test_set:
+        return None
+    other = own_job if on_live_test_set else str(live_test_set["transform_job"])
+    try:
+        status = clients.client("sagemaker").describe_transform_job(TransformJobName=other)
+    except ClientError as error:
+        if not_found(error):
+            return other  # the retry of the training event creates it
+        raise
+    return None if status["TransformJobStatus"] == "Completed" else other
 
 
 def _guarded(
@@ -109,6 +136,15 @@ def _evaluate_and_deploy(
     threshold = bars.pop(PRIMARY_METRIC[problem], settings.gate_threshold)
     decision = missed_bar(scores, bars) or decide(problem, scores, threshold, live.get("metrics"))
     gate = _gate_record(decision, live)
+    if run.get("live_test_set"):
+        try:
+            decision, gate["on_live_test_set"] = _on_live_test_set(
+                settings, runs, ref, run, decision
+            )
+        except EvaluationError as error:
+            reason = f"evaluation on the live model's test set failed: {error}"
+            return conclude(settings, runs, ref, Status.FAILED, reason)
+        gate.update(passed=decision.passed, reason=decision.reason)
     storage.put_json(
         settings.data_bucket,
         metrics_key(ref),
@@ -130,6 +166,43 @@ def _evaluate_and_deploy(
             {"metrics": scores, "gate": gate},
         )
     return _deploy(settings, runs, ref, endpoint, scores, gate)
+
+
+def _on_live_test_set(
+    settings: Settings,
+    runs: RunsTable,
+    ref: RunRef,
+    run: Mapping[str, Any],
+    decision: GateDecision,
+) -> tuple[GateDecision, dict[str, Any]]:
+    """The challenger scored on the champion's own test set, against the champion's score."""
+    champion = RunRef(ref.model, str(run["live_test_set"]["run_id"]))
+    problem = ProblemType(run["problem"])
+    scores = evaluate_joined_output(
+        storage.iter_lines(settings.data_bucket, transform_output_key(ref, on_live_test_set=True)),
+        problem,
+        input_width=int(run["num_features"]) + 1,
+        num_class=run.get("num_class"),
+        objective=run.get("objective"),
+    )
+    champion_metrics = (runs.get(champion) or {}).get("metrics") or {}
+    head_to_head = decide(problem, scores, None, champion_metrics)
+    record = {
+        "run_id": champion.run_id,
+        "metrics": scores,
+        "metric": head_to_head.metric,
+        "value": head_to_head.value,
+        "live_value": head_to_head.live_value,
+    }
+    shown = f"{head_to_head.metric} {head_to_head.value:.4g}"
+    against = f"the live model's {head_to_head.live_value:.4g}"
+    if not decision.passed or head_to_head.live_value is None:
+        return decision, record
+    if not head_to_head.passed:
+        reason = f"On the live model's own test set, {shown} is worse than {against}."
+        return replace(head_to_head, reason=reason), record
+    reason = f"{decision.reason} On the live model's own test set it scores {shown}, {against}."
+    return replace(decision, reason=reason), record
 
 
 def _gate_record(decision: GateDecision, live: Mapping[str, Any]) -> dict[str, Any]:
@@ -188,8 +261,15 @@ def _deploy(
     return point_endpoint(settings, ref, endpoint, str(gate["reason"]))
 
 
-def point_endpoint(settings: Settings, ref: RunRef, endpoint: str, reason: str) -> Outcome:
-    """Create the run's endpoint config and move the endpoint onto it; safe to repeat."""
+def point_endpoint(
+    settings: Settings, ref: RunRef, endpoint: str, reason: str, resuming: bool = False
+) -> Outcome:
+    """Create the run's endpoint config and move the endpoint onto it; safe to repeat.
+
+    `resuming` is a later event of a run already deploying: an endpoint back in service on
+    another config with a FailureReason then means the update was made and failed, which its
+    own event reports; updating again would deploy what was just refused.
+    """
     config = endpoint_config_request(settings, ref)
     create("create_endpoint_config", config)
     request = {"EndpointName": endpoint, "EndpointConfigName": config["EndpointConfigName"]}
@@ -197,10 +277,12 @@ def point_endpoint(settings: Settings, ref: RunRef, endpoint: str, reason: str) 
     if current is None:
         create("create_endpoint", {**request, "Tags": config["Tags"]})
         action = "endpoint_created"
-    elif current["EndpointStatus"] != "InService" or (
-        current["EndpointConfigName"] == config["EndpointConfigName"]
+    elif (
+        current["EndpointStatus"] != "InService"
+        or current["EndpointConfigName"] == config["EndpointConfigName"]
+        or (resuming and current.get("FailureReason"))
     ):
-        action = "endpoint_changing"  # a replay: the change is made or under way
+        action = "endpoint_changing"  # a replay: the change is made, under way or failed
     else:
         # A new config on the same endpoint: SageMaker shifts traffic without downtime, and on
         # an instance endpoint rolls back by itself when an alarm fires during the bake.

@@ -78,6 +78,10 @@ def job_name(prefix: str, ref: RunRef) -> str:
     return f"{prefix}-{ref.model}-{ref.run_id}"
 
 
+# The batch transform that scores a run's model on the live model's test set.
+ON_LIVE_TEST_SET = "-on-live"
+
+
 def endpoint_name(prefix: str, model: str) -> str:
     return f"{prefix}-{model}"
 

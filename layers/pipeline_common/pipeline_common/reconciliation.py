@@ -71,12 +71,17 @@ def reconcile_run(settings: Settings, runs: RunsTable, run: Mapping[str, Any]) -
             return create_training_job(settings, runs, ref, run)
         return on_training_job_change(settings, training)
     if stage == Stage.TRANSFORMING:
-        transform = _described(sagemaker.describe_transform_job, TransformJobName=name)
-        if transform is None:
-            # Resumes the run's creation of its model and transform job.
+        names = [name]
+        if run.get("live_test_set"):
+            names.append(str(run["live_test_set"]["transform_job"]))
+        transforms = [
+            _described(sagemaker.describe_transform_job, TransformJobName=job) for job in names
+        ]
+        if None in transforms:
+            # Resumes the run's creation of its model and transform jobs.
             training = sagemaker.describe_training_job(TrainingJobName=name)
             return on_training_job_change(settings, training)
-        return on_transform_job_change(settings, transform)
+        return on_transform_job_change(settings, transforms[0] or {})
     if stage == Stage.DEPLOYING:
         described = describe_endpoint(str(run.get("endpoint", "")))
         return settle_deployment(settings, runs, ref, run, described, final=True)

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from pipeline_common.config import EndpointKind, Settings, Traffic
-from pipeline_common.naming import RunRef, job_name, run_prefix
+from pipeline_common.naming import ON_LIVE_TEST_SET, RunRef, job_name, run_prefix
 from pipeline_common.storage import s3_uri
 
 CSV = "text/csv"
@@ -35,8 +35,9 @@ def transform_output_prefix(ref: RunRef) -> str:
     return f"{run_prefix(ref)}/transform"
 
 
-def transform_output_key(ref: RunRef) -> str:
-    return f"{transform_output_prefix(ref)}/{TRANSFORM_OUTPUT_FILE}"
+def transform_output_key(ref: RunRef, on_live_test_set: bool = False) -> str:
+    suffix = ON_LIVE_TEST_SET if on_live_test_set else ""
+    return f"{transform_output_prefix(ref)}{suffix}/{TRANSFORM_OUTPUT_FILE}"
 
 
 def metrics_key(ref: RunRef) -> str:
@@ -104,11 +105,16 @@ def model_request(
     }
 
 
-def transform_job_request(settings: Settings, ref: RunRef) -> dict[str, Any]:
+def transform_job_request(
+    settings: Settings, ref: RunRef, live_test_set: RunRef | None = None
+) -> dict[str, Any]:
+    """The batch transform of the run's test set, or with `live_test_set` of that run's."""
     name = job_name(settings.job_prefix, ref)
     bucket = settings.data_bucket
+    suffix = ON_LIVE_TEST_SET if live_test_set else ""
+    test_set = live_test_set or ref
     return {
-        "TransformJobName": name,
+        "TransformJobName": name + suffix,
         "ModelName": name,
         "MaxPayloadInMB": MAX_PAYLOAD_MB,
         "BatchStrategy": "MultiRecord",
@@ -116,7 +122,7 @@ def transform_job_request(settings: Settings, ref: RunRef) -> dict[str, Any]:
             "DataSource": {
                 "S3DataSource": {
                     "S3DataType": "S3Prefix",
-                    "S3Uri": s3_uri(bucket, input_key(ref, TEST_FILE)),
+                    "S3Uri": s3_uri(bucket, input_key(test_set, TEST_FILE)),
                 }
             },
             "ContentType": CSV,
@@ -124,7 +130,7 @@ def transform_job_request(settings: Settings, ref: RunRef) -> dict[str, Any]:
             "CompressionType": "None",
         },
         "TransformOutput": {
-            "S3OutputPath": s3_uri(bucket, transform_output_prefix(ref)),
+            "S3OutputPath": s3_uri(bucket, transform_output_prefix(ref) + suffix),
             "Accept": CSV,
             "AssembleWith": "Line",
         },

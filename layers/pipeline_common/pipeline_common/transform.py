@@ -10,11 +10,30 @@ from botocore.exceptions import ClientError
 from pipeline_common import clients
 from pipeline_common.config import Settings
 from pipeline_common.lifecycle import completed_job, conclude
+from pipeline_common.naming import RunRef
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
-from pipeline_common.runs import Stage, Status
+from pipeline_common.runs import RunsTable, Stage, Status
 from pipeline_common.sagemaker_calls import create, is_transient
 from pipeline_common.sagemaker_requests import model_request, transform_job_request
+
+
+def _live_test_set(runs: RunsTable, ref: RunRef, run: Mapping[str, Any]) -> RunRef | None:
+    """The live run whose test set the new model is also scored on, when it takes the same rows.
+
+    A retry keeps the choice its run recorded, whatever is live by then.
+    """
+    if run["stage"] == Stage.TRANSFORMING:
+        recorded = run.get("live_test_set")
+        return RunRef(ref.model, str(recorded["run_id"])) if recorded else None
+    live = (runs.model(ref.model) or {}).get("live") or {}
+    comparable = (
+        live
+        and live["run_id"] != ref.run_id
+        and live.get("num_features") == run.get("num_features")
+        and live.get("problem") == run.get("problem")
+    )
+    return RunRef(ref.model, str(live["run_id"])) if comparable else None
 
 
 def on_training_job_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome:
@@ -32,7 +51,11 @@ def on_training_job_change(settings: Settings, detail: Mapping[str, Any]) -> Out
         image=described["AlgorithmSpecification"]["TrainingImage"],
         model_data_url=described["ModelArtifacts"]["S3ModelArtifacts"],
     )
+    live_test_set = _live_test_set(runs, ref, job.run)
     transform = transform_job_request(settings, ref)
+    transforms = [transform]
+    if live_test_set:
+        transforms.append(transform_job_request(settings, ref, live_test_set))
     training_metrics = {
         m["MetricName"]: float(m["Value"]) for m in described.get("FinalMetricDataList", [])
     }
@@ -47,12 +70,20 @@ def on_training_job_change(settings: Settings, detail: Mapping[str, Any]) -> Out
             "model_artifacts": model["PrimaryContainer"]["ModelDataUrl"],
             "transform_job": transform["TransformJobName"],
             "training_metrics": training_metrics,
+            "live_test_set": {
+                "run_id": live_test_set.run_id,
+                "transform_job": transforms[-1]["TransformJobName"],
+            }
+            if live_test_set
+            else None,
         },
     ):
         return Outcome("duplicate", ref.model, ref.run_id, "another invocation took the run")
     try:
         create("create_model", model)
         created = create("create_transform_job", transform)
+        for request in transforms[1:]:
+            create("create_transform_job", request)
     except ClientError as error:
         if is_transient(error):
             raise  # Lambda retries the event, which resumes here
