@@ -168,6 +168,75 @@ def invoke(
         raise typer.Exit(1)
 
 
+@local_app.command()
+def fault(
+    target: Annotated[
+        str | None,
+        typer.Argument(
+            help="service.Operation of a function's AWS call (sagemaker.CreateTrainingJob), or "
+            "TrainingJob, TransformJob, Endpoint, Invocation; none lists the armed faults."
+        ),
+    ] = None,
+    effect: Annotated[
+        str | None,
+        typer.Option(help="error or crash for calls (pause holds one for 120 s); fail for others."),
+    ] = None,
+    function: Annotated[
+        str | None, typer.Option(help="Only this function's calls (logical id or directory).")
+    ] = None,
+    times: Annotated[int, typer.Option(help="How many times it fires.")] = 1,
+    code: Annotated[str, typer.Option(help="The AWS error code of an error.")] = (
+        "ThrottlingException"
+    ),
+    status: Annotated[int, typer.Option(help="The HTTP status of an error.")] = 400,
+    message: Annotated[str, typer.Option(help="The error's or failure's message.")] = (
+        "injected by xgbpipe local fault"
+    ),
+    clear: Annotated[bool, typer.Option("--clear", help="Disarm every fault.")] = False,
+    state_dir: StateDir = control.DEFAULT_STATE_DIR,
+) -> None:
+    """Arm a fault in the running local cloud, to see how the stack copes (see README)."""
+    from xgbpipe.local.faults import JOBS, Fault, FaultError, FaultFile
+    from xgbpipe.local.wiring import WiringError, load_wiring
+
+    try:
+        state = control.running_state(state_dir)
+    except control.LocalCloudError as error:
+        raise fail(error) from error
+    faults = FaultFile.in_state_dir(state_dir)
+    if clear:
+        faults.clear()
+    if target is None:
+        for armed in faults.armed():
+            console.print(
+                f"{armed.id}  {armed.effect} {armed.target}"
+                + (f" in {armed.function}" if armed.function else "")
+                + f"  fired {armed.fired} of {armed.times}",
+                soft_wrap=True,
+            )
+        return
+    try:
+        if function is not None:
+            wiring = load_wiring(
+                Path(state.template), state.parameter_overrides, queue_url_base=state.services_url
+            )
+            function = wiring.function(function).name
+        armed = faults.arm(
+            Fault(
+                target,
+                effect or ("fail" if target in JOBS else "error"),  # type: ignore[arg-type]
+                times=times,
+                function=function,
+                code=code,
+                message=message,
+                status=status,
+            )
+        )
+    except (FaultError, WiringError) as error:
+        raise fail(error) from error
+    console.print(f"Armed fault {armed.id}: {armed.effect} {armed.target}, {armed.times} time(s).")
+
+
 @app.command()
 def prepare(
     raw_csv: Annotated[Path, typer.Argument(help="Raw CSV with a header row.")],

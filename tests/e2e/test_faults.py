@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from tests.e2e.conftest import Stack
+from tests.e2e.test_client import assert_one_line_error, xgbpipe
 from xgbpipe.client import StackError
 from xgbpipe.local.faults import Fault
 from xgbpipe.local.runner import Attempt
@@ -388,3 +389,34 @@ def test_a_failing_update_keeps_the_live_model_serving(
     assert endpoint["EndpointStatus"] == "InService"
     assert champion[0] in endpoint["EndpointConfigName"]
     redeploys(stack, CHAMPION, run["run_id"], num_round=150)
+
+
+def test_faults_can_be_armed_listed_and_cleared_from_the_client(stack: Stack) -> None:
+    armed = xgbpipe(
+        stack,
+        "local",
+        "fault",
+        "sagemaker.CreateTrainingJob",
+        "--function",
+        "StartTrainingFunction",
+        "--times",
+        "2",
+    )
+    assert armed.exit_code == 0, armed.output
+    (fault,) = stack.cloud.faults.armed()
+    assert (fault.target, fault.effect, fault.times, fault.code) == (
+        "sagemaker.CreateTrainingJob",
+        "error",
+        2,
+        "ThrottlingException",
+    )
+    assert fault.function == stack.cloud.runner.wiring.function("StartTrainingFunction").name
+    listed = xgbpipe(stack, "local", "fault")
+    assert f"{fault.id}  error sagemaker.CreateTrainingJob in {fault.function}  fired 0 of 2" in (
+        listed.output
+    )
+    assert_one_line_error(xgbpipe(stack, "local", "fault", "Training"), "a call fault targets")
+
+    cleared = xgbpipe(stack, "local", "fault", "--clear")
+    assert cleared.exit_code == 0, cleared.output
+    assert stack.cloud.faults.armed() == []
