@@ -196,7 +196,7 @@ def fault(
     state_dir: StateDir = control.DEFAULT_STATE_DIR,
 ) -> None:
     """Arm a fault in the running local cloud, to see how the stack copes (see README)."""
-    from xgbpipe.local.faults import JOBS, Fault, FaultError, FaultFile
+    from xgbpipe.local.faults import SAGEMAKER_TARGETS, Fault, FaultError, FaultFile
     from xgbpipe.local.wiring import WiringError, load_wiring
 
     try:
@@ -221,10 +221,11 @@ def fault(
                 Path(state.template), state.parameter_overrides, queue_url_base=state.services_url
             )
             function = wiring.function(function).name
+        chosen: Any = effect or ("fail" if target in SAGEMAKER_TARGETS else "error")
         armed = faults.arm(
             Fault(
                 target,
-                effect or ("fail" if target in JOBS else "error"),  # type: ignore[arg-type]
+                chosen,
                 times=times,
                 function=function,
                 code=code,

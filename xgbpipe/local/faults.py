@@ -34,7 +34,7 @@ from typing import Any, Literal
 # The variable that tells a function process where the cloud's fault file is.
 FAULTS_VARIABLE = "XGBPIPE_LOCAL_FAULTS"
 FAULTS_FILE = "faults.json"
-JOBS = ("TrainingJob", "TransformJob", "Endpoint", "Invocation")
+SAGEMAKER_TARGETS = ("TrainingJob", "TransformJob", "Endpoint", "Invocation")
 # A paused call gives up waiting after this long, so a forgotten release cannot hang a cloud.
 MAX_PAUSE_SECONDS = 120.0
 # The exit status of a crashed function process (what Lambda reports for a runtime exit).
@@ -65,8 +65,8 @@ class Fault:
 
     def __post_init__(self) -> None:
         if self.effect == "fail":
-            if self.target not in JOBS:
-                raise FaultError(f"a fail fault targets one of {', '.join(JOBS)}")
+            if self.target not in SAGEMAKER_TARGETS:
+                raise FaultError(f"a fail fault targets one of {', '.join(SAGEMAKER_TARGETS)}")
         elif self.effect in ("error", "crash", "pause"):
             service, _, operation = self.target.partition(".")
             if not service or not operation:

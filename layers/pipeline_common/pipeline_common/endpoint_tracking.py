@@ -99,7 +99,8 @@ def settle_rollback(
         }
         if not runs.set_live(ref, live):
             return Outcome("duplicate", ref.model, ref.run_id, "another invocation made it live")
-        reason = f"rolled back from version {rolled_back_from} on request; serving on {endpoint}"
+        how = f"rolled back from version {rolled_back_from}" if rolled_back_from else "restored"
+        reason = f"{how} on request; serving on {endpoint}"
         notify(settings.topic_arn, {**run, "status": "rolled_back", "reason": reason})
         return Outcome("rolled_back", ref.model, ref.run_id, reason)
     failure = (described or {}).get("FailureReason")
