@@ -581,26 +581,20 @@ def versions(
     except client.StackError as error:
         raise fail(error) from error
     table = Table(title=f"Versions of {model}")
-    for column in ("version", "deployed", "metrics", "hyperparameters"):
-        table.add_column(column)
+    for column in ("version", "first deployed", "metrics"):
+        table.add_column(column, no_wrap=column != "metrics")
     for version in listed["versions"]:
-        name = version["version"] + (" (live)" if version["live"] else "")
-        parameters = ", ".join(
-            f"{k}={v}" for k, v in (version.get("hyperparameters") or {}).items()
-        )
         table.add_row(
-            name,
+            version["version"] + (" (live)" if version["live"] else ""),
             str(version.get("deployed_at", "")),
             client.describe_metrics(version.get("metrics")),
-            parameters,
         )
     console.print(table)
     for entry in listed["history"]:
-        how = (
-            f" (rolled back from {entry['rolled_back_from']})"
-            if "rolled_back_from" in entry
-            else ""
-        )
+        how = ""
+        if entry.get("via") == "rollback":
+            back_from = entry.get("rolled_back_from")
+            how = f", rolled back from {back_from}" if back_from else ", put back on request"
         console.print(f"{entry['at']}  {entry['version']} went live{how}", soft_wrap=True)
 
 

@@ -215,7 +215,7 @@ def test_a_function_crashing_mid_invocation_is_retried_and_the_run_deploys(
 @pytest.mark.parametrize(
     ("function", "call", "code", "status", "times"),
     [
-        # Within botocore's five standard-mode attempts: absorbed, the function never fails.
+        # Within botocore's standard-mode retries (5, so 6 attempts): absorbed, no function fails.
         ("StartTrainingFunction", "sagemaker.CreateTrainingJob", "ThrottlingException", 400, 4),
         ("DeployModelFunction", "dynamodb.UpdateItem", "ThrottlingException", 400, 3),
         ("DeployModelFunction", "s3.GetObject", "SlowDown", 503, 2),

@@ -116,7 +116,10 @@ def test_rollback_restores_the_previous_versions_predictions_exactly(
     assert f"rolled back from version {second}" in notice["reason"]
     history = stack.api.versions(MODEL)["history"]
     assert history[-1]["version"] == first
-    assert history[-1]["rolled_back_from"] == second
+    assert (history[-1]["via"], history[-1]["rolled_back_from"]) == ("rollback", second)
+    listed = xgbpipe(stack, "versions", MODEL)
+    assert listed.exit_code == 0, listed.output
+    assert f"{first} went live, rolled back from {second}" in listed.output
 
     # And forward again, with the client.
     result = xgbpipe(stack, "rollback", MODEL, "--to", second)

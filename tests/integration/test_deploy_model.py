@@ -468,3 +468,24 @@ def test_a_challenger_is_also_scored_on_the_live_models_own_test_set(stack: Stac
     assert gate["on_live_test_set"]["value"] > gate["on_live_test_set"]["live_value"]
     assert gate["value"] < gate["live_value"]  # better on its own test set
     assert stack.run("abalone", "_model")["live"]["run_id"] == first
+
+
+def test_an_update_another_delivery_already_started_is_not_a_failure(stack: Stack) -> None:
+    # Given a live model, and a better run whose update a racing delivery made first
+    labels, fair = regression_output(noise=2.0)
+    deploy(stack, "abalone", abalone_like(30, seed=1), joined_rows(labels, fair))
+    run_id = transformed(stack)
+    _, better = regression_output(noise=0.5)
+    write_transform_output(stack, "abalone", run_id, joined_rows(labels, better))
+    message = 'Cannot update in-progress endpoint "arn:aws:sagemaker:us-east-1:1:endpoint/x".'
+    stack.answers["UpdateEndpoint"] = lambda _: (
+        400,
+        {"Error": {"Code": "ValidationException", "Message": message}},
+    )
+
+    outcome = transform_changed("abalone", run_id, "Completed")
+
+    # Then the run keeps deploying: the endpoint's event settles it
+    assert outcome["action"] == "endpoint_changing"
+    run = stack.run("abalone", run_id)
+    assert (run["stage"], run["status"]) == ("deploying", "in_progress")

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from pipeline_common.config import Settings
 from pipeline_common.models import retire_idle
+from pipeline_common.reconciliation import STALE_AFTER, reconcile
 
 from functions.manage_models.handler import lambda_handler as manage_models
 from tests.helpers import load_event
@@ -185,3 +186,35 @@ def test_only_endpoints_without_invocations_for_the_idle_time_are_deleted(
         "kept",
         "serving for less than the idle time",
     )
+
+
+def test_a_rollback_is_refused_while_the_endpoint_is_not_in_service(
+    stack: Stack, two_versions: tuple[str, str]
+) -> None:
+    stack.answers["DescribeEndpoint"] = endpoint_answer("Failed", job("abalone", two_versions[1]))
+
+    answer = manage("POST", "/models/abalone/rollback")
+
+    assert answer["status"] == 409
+    assert "is Failed" in answer["body"]["message"]
+    model = stack.run("abalone", "_model")
+    assert "deploying_run_id" not in model
+    assert "rollback" not in model
+
+
+def test_a_rollback_whose_event_never_came_is_settled_by_the_reconciler(
+    stack: Stack, two_versions: tuple[str, str]
+) -> None:
+    first, second = two_versions
+    assert manage("POST", "/models/abalone/rollback")["status"] == 202
+    # The update was never made (say the function died): the endpoint still serves the second.
+    later = datetime.now(UTC) + STALE_AFTER + timedelta(minutes=1)
+
+    (outcome,) = reconcile(Settings.from_env(), at=later)
+
+    assert outcome.action == "rollback_failed"
+    model = stack.run("abalone", "_model")
+    assert model["live"]["run_id"] == second
+    assert "deploying_run_id" not in model
+    (notice,) = stack.notifications()
+    assert (notice["run_id"], notice["status"]) == (first, "rollback_failed")

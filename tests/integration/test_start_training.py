@@ -243,6 +243,16 @@ INVALID_DROPS = {
         _drop(pipeline_json='{"gate": {"auc": 0.8}}'),
         "regression models are scored on rmse, mae, r2, not 'auc'",
     ),
+    "logloss bar without probabilities": (
+        _drop(
+            train_csv=BINARY_TRAIN,
+            validation_csv=BINARY_OTHER,
+            test_csv=BINARY_OTHER,
+            hyperparameters_json='{"objective": "binary:logitraw"}',
+            pipeline_json='{"gate": {"logloss": 0.4}}',
+        ),
+        "binary:logitraw predicts no probabilities",
+    ),
     "bar that is not a number": (
         _drop(pipeline_json='{"gate": {"rmse": "low"}}'),
         "the bar of rmse must be a number",

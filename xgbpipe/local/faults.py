@@ -23,6 +23,7 @@ import fcntl
 import json
 import os
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -182,23 +183,57 @@ class _Body:
         yield self._data
 
 
-def _error_response(fault: Fault, service: str, url: str) -> Any:
+def _cbor_text_map(entries: dict[str, str]) -> bytes:
+    """A CBOR map of short text strings: all an error body of the rpc-v2-cbor protocol needs."""
+
+    def head(major: int, length: int) -> bytes:
+        if length < 24:
+            return bytes([major << 5 | length])
+        return bytes([major << 5 | 25]) + length.to_bytes(2, "big")
+
+    encoded = head(5, len(entries))
+    for key, value in entries.items():
+        for text in (key, value):
+            data = text.encode()
+            encoded += head(3, len(data)) + data
+    return encoded
+
+
+def _error_response(fault: Fault, protocol: str, url: str) -> Any:
+    """The error as the service's protocol would send it, for botocore to parse."""
     from botocore.awsrequest import AWSResponse
     from botocore.compat import HTTPHeaders
 
     headers = HTTPHeaders()
-    if service == "s3":
-        body = f"<Error><Code>{fault.code}</Code><Message>{fault.message}</Message></Error>"
+    code, message = fault.code, fault.message
+    if protocol == "rest-xml":
+        body = f"<Error><Code>{code}</Code><Message>{message}</Message></Error>".encode()
         headers["Content-Type"] = "application/xml"
-    else:
-        body = json.dumps({"__type": fault.code, "message": fault.message})
+    elif protocol == "query":
+        body = (
+            f"<ErrorResponse><Error><Type>Sender</Type><Code>{code}</Code>"
+            f"<Message>{message}</Message></Error><RequestId>fault</RequestId></ErrorResponse>"
+        ).encode()
+        headers["Content-Type"] = "text/xml"
+    elif protocol == "smithy-rpc-v2-cbor":
+        body = _cbor_text_map({"__type": code, "message": message})
+        headers["Content-Type"] = "application/cbor"
+        headers["smithy-protocol"] = "rpc-v2-cbor"
+    else:  # json and rest-json
+        body = json.dumps({"__type": code, "message": message}).encode()
         headers["Content-Type"] = "application/x-amz-json-1.1"
-        headers["x-amzn-ErrorType"] = fault.code
-    return AWSResponse(url, fault.status, headers, _Body(body.encode()))
+        headers["x-amzn-ErrorType"] = code
+    return AWSResponse(url, fault.status, headers, _Body(body))
 
 
-def call_fault_hook(faults: FaultFile, function: str | None) -> Callable[..., Any]:
-    """A botocore `before-send` handler that applies the call faults armed for this function."""
+def call_fault_hook(faults: FaultFile, function: str | None) -> dict[str, Callable[..., Any]]:
+    """botocore handlers that apply the call faults armed for this function: `before-call`
+    notes the operation's protocol, `before-send` answers in its place."""
+    calling = threading.local()
+
+    def before_call(model: Any, **_kwargs: Any) -> None:
+        service = model.service_model
+        calling.protocol = getattr(service, "resolved_protocol", None) or service.protocol
 
     def before_send(request: Any, event_name: str, **_kwargs: Any) -> Any:
         _, service, operation = event_name.split(".", 2)
@@ -212,9 +247,9 @@ def call_fault_hook(faults: FaultFile, function: str | None) -> Callable[..., An
         if fault.effect == "pause":
             faults._hold(fault.id)
             return None
-        return _error_response(fault, service, request.url)
+        return _error_response(fault, getattr(calling, "protocol", "json"), request.url)
 
-    return before_send
+    return {"before-call": before_call, "before-send": before_send}
 
 
 def install_call_faults(function: str | None) -> None:
@@ -228,4 +263,5 @@ def install_call_faults(function: str | None) -> None:
     boto3.setup_default_session()
     session = boto3.DEFAULT_SESSION
     assert session is not None
-    session.events.register("before-send", call_fault_hook(FaultFile(Path(path)), function))
+    for event, handler in call_fault_hook(FaultFile(Path(path)), function).items():
+        session.events.register(event, handler)

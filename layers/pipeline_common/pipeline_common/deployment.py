@@ -17,7 +17,7 @@ from pipeline_common.naming import ON_LIVE_TEST_SET, RunRef, endpoint_name, job_
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.problem import ProblemType
-from pipeline_common.runs import RunsTable, Stage, Status
+from pipeline_common.runs import RunsTable, Stage, Status, now, stamp
 from pipeline_common.sagemaker_calls import create, describe_endpoint, is_transient, not_found
 from pipeline_common.sagemaker_requests import (
     deployment_config,
@@ -44,12 +44,12 @@ def on_transform_job_change(settings: Settings, detail: Mapping[str, Any]) -> Ou
     endpoint = endpoint_name(settings.job_prefix, ref.model)
     if run["stage"] == Stage.DEPLOYING:
         # A retry of an invocation that claimed the endpoint but died before pointing it here.
-        reason = str(run["gate"]["reason"])
+        reason, since = str(run["gate"]["reason"]), str(run.get("deploying_at", ""))
         return _guarded(
             settings,
             runs,
             ref,
-            lambda: point_endpoint(settings, ref, endpoint, reason, resuming=True),
+            lambda: point_endpoint(settings, ref, endpoint, reason, resuming_since=since),
         )
     if run["stage"] != Stage.TRANSFORMING:
         return Outcome("duplicate", ref.model, ref.run_id, f"the run is {run['stage']}")
@@ -65,6 +65,31 @@ def on_transform_job_change(settings: Settings, detail: Mapping[str, Any]) -> Ou
     return _guarded(
         settings, runs, ref, lambda: _evaluate_and_deploy(settings, runs, ref, run, endpoint)
     )
+
+
+def _update_endpoint(settings: Settings, endpoint: str, request: dict[str, str]) -> str:
+    """A new config on the same endpoint: SageMaker shifts traffic without downtime, and on an
+    instance endpoint rolls back by itself when an alarm fires during the bake."""
+    update: dict[str, Any] = dict(request)
+    config_of_update = deployment_config(settings, endpoint)
+    if config_of_update:
+        cloudwatch = clients.client("cloudwatch")
+        for alarm in rollback_alarm_requests(endpoint):
+            cloudwatch.put_metric_alarm(**alarm)
+        update["DeploymentConfig"] = config_of_update
+    try:
+        clients.client("sagemaker").update_endpoint(**update)
+    except ClientError as error:
+        # Two deliveries of the run's events raced to make the same update; one made it.
+        if "in-progress" in str(error.response.get("Error", {}).get("Message", "")):
+            return "endpoint_changing"
+        raise
+    return "endpoint_updated"
+
+
+def _failed_since(endpoint: Mapping[str, Any], since: str) -> bool:
+    changed = endpoint.get("LastModifiedTime")
+    return bool(endpoint.get("FailureReason")) and (changed is None or stamp(changed) >= since)
 
 
 def _transform_pending(run: Mapping[str, Any], own_job: str, on_live_test_set: bool) -> str | None:
@@ -194,10 +219,10 @@ def _on_live_test_set(
         "value": head_to_head.value,
         "live_value": head_to_head.live_value,
     }
-    shown = f"{head_to_head.metric} {head_to_head.value:.4g}"
-    against = f"the live model's {head_to_head.live_value:.4g}"
     if not decision.passed or head_to_head.live_value is None:
         return decision, record
+    shown = f"{head_to_head.metric} {head_to_head.value:.4g}"
+    against = f"the live model's {head_to_head.live_value:.4g}"
     if not head_to_head.passed:
         reason = f"On the live model's own test set, {shown} is worse than {against}."
         return replace(head_to_head, reason=reason), record
@@ -254,6 +279,7 @@ def _deploy(
             "gate": gate,
             "endpoint": endpoint,
             "endpoint_config": job_name(settings.job_prefix, ref),
+            "deploying_at": now(),
         },
     ):
         runs.clear_deploying(ref)
@@ -262,13 +288,18 @@ def _deploy(
 
 
 def point_endpoint(
-    settings: Settings, ref: RunRef, endpoint: str, reason: str, resuming: bool = False
+    settings: Settings,
+    ref: RunRef,
+    endpoint: str,
+    reason: str,
+    resuming_since: str | None = None,
 ) -> Outcome:
     """Create the run's endpoint config and move the endpoint onto it; safe to repeat.
 
-    `resuming` is a later event of a run already deploying: an endpoint back in service on
-    another config with a FailureReason then means the update was made and failed, which its
-    own event reports; updating again would deploy what was just refused.
+    `resuming_since` is when the run began deploying, for a later event of it: an endpoint back
+    in service on another config, changed since then and with a FailureReason, means the
+    update was made and failed, which its own event reports; updating again would deploy
+    what was just refused.
     """
     config = endpoint_config_request(settings, ref)
     create("create_endpoint_config", config)
@@ -280,20 +311,10 @@ def point_endpoint(
     elif (
         current["EndpointStatus"] != "InService"
         or current["EndpointConfigName"] == config["EndpointConfigName"]
-        or (resuming and current.get("FailureReason"))
+        or (resuming_since and _failed_since(current, resuming_since))
     ):
         action = "endpoint_changing"  # a replay: the change is made, under way or failed
     else:
-        # A new config on the same endpoint: SageMaker shifts traffic without downtime, and on
-        # an instance endpoint rolls back by itself when an alarm fires during the bake.
-        update: dict[str, Any] = dict(request)
-        config_of_update = deployment_config(settings, endpoint)
-        if config_of_update:
-            cloudwatch = clients.client("cloudwatch")
-            for alarm in rollback_alarm_requests(endpoint):
-                cloudwatch.put_metric_alarm(**alarm)
-            update["DeploymentConfig"] = config_of_update
-        clients.client("sagemaker").update_endpoint(**update)
-        action = "endpoint_updated"
+        action = _update_endpoint(settings, endpoint, request)
     logger.info(action, extra=request)
     return Outcome(action, ref.model, ref.run_id, reason, data={"endpoint": endpoint})

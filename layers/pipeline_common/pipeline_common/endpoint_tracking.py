@@ -87,15 +87,21 @@ def settle_rollback(
     run: Mapping[str, Any],
     rolled_back_from: str,
     described: Mapping[str, Any] | None,
+    final: bool = False,
 ) -> Outcome:
-    """An earlier version put back on request: live once the endpoint serves its config."""
+    """An earlier version put back on request: live once the endpoint serves its config.
+
+    `final` is the reconciler's view of a rollback stale for longer than any update: an
+    endpoint in service on another config then means the update was never made.
+    """
     endpoint = endpoint_name(settings.job_prefix, ref.model)
     current = normalise_status(described["EndpointStatus"]) if described else "GONE"
     config = str((described or {}).get("EndpointConfigName", ""))
     if current == "IN_SERVICE" and parse_job_name(settings.job_prefix, config) == ref:
         live = {
             **live_record(ref, run, endpoint, config),
-            "rolled_back_from": rolled_back_from,
+            "via": "rollback",
+            "rolled_back_from": rolled_back_from or None,
         }
         if not runs.set_live(ref, live):
             return Outcome("duplicate", ref.model, ref.run_id, "another invocation made it live")
@@ -104,11 +110,12 @@ def settle_rollback(
         notify(settings.topic_arn, {**run, "status": "rolled_back", "reason": reason})
         return Outcome("rolled_back", ref.model, ref.run_id, reason)
     failure = (described or {}).get("FailureReason")
-    if current in _FAILED or current == "GONE" or (current == "IN_SERVICE" and failure):
-        runs.end_rollback(ref)
+    if current in _FAILED or current == "GONE" or (current == "IN_SERVICE" and (failure or final)):
         reason = (
             f"the rollback to version {ref.run_id} failed: {failure or f'endpoint is {current}'}"
         )
+        if not runs.end_rollback(ref):
+            return Outcome("duplicate", ref.model, ref.run_id, "the rollback was already settled")
         notify(settings.topic_arn, {**run, "status": "rollback_failed", "reason": reason})
         return Outcome("rollback_failed", ref.model, ref.run_id, reason)
     return Outcome("ignored", ref.model, ref.run_id, f"endpoint is {current}")

@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 
 from pipeline_common import clients
 from pipeline_common.config import Settings
-from pipeline_common.deployment import BUSY_ENDPOINT, point_endpoint
+from pipeline_common.deployment import point_endpoint
 from pipeline_common.naming import RunRef, endpoint_name
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
@@ -90,8 +90,12 @@ def rollback(settings: Settings, model: str, version: str | None) -> dict[str, A
     reason = f"rolled back from version {current} on request" if current else "restored"
     try:
         described = describe_endpoint(endpoint)
-        if described and described["EndpointStatus"] in BUSY_ENDPOINT:
-            raise ModelConflict(f"endpoint {endpoint} is {described['EndpointStatus']}; retry")
+        if described and described["EndpointStatus"] != "InService":
+            # Busy, or Failed: no update would be taken, and no event would settle the claim.
+            raise ModelConflict(
+                f"endpoint {endpoint} is {described['EndpointStatus']}; retry when it is in "
+                f"service, or delete it (DELETE /models/{model}) and roll back onto a new one"
+            )
         outcome = point_endpoint(settings, ref, endpoint, reason)
     except ClientError as error:
         runs.end_rollback(ref)
@@ -145,23 +149,35 @@ def retire_idle(settings: Settings, at: datetime | None = None) -> list[Outcome]
     window = timedelta(hours=hours)
     runs = RunsTable(settings.runs_table)
     outcomes = []
-    for item in runs.live_models():
-        model, live = str(item["model"]), item["live"]
-        described = describe_endpoint(str(live["endpoint"]))
-        if described is None or described["EndpointStatus"] != "InService":
-            continue
-        deployed = datetime.fromisoformat(str(live["deployed_at"]).replace("Z", "+00:00"))
-        serving_since = max(described.get("LastModifiedTime", deployed), deployed)
-        if moment - serving_since < window:
-            outcomes.append(Outcome("kept", model, detail="serving for less than the idle time"))
-            continue
-        calls = _invocations(str(live["endpoint"]), moment - window, moment)
-        if calls:
-            outcomes.append(Outcome("kept", model, detail=f"{calls:g} invocations"))
-            continue
-        result = delete(settings, model, f"deleted after {hours:g} hours without invocations")
-        outcomes.append(Outcome("deleted", model, detail=str(result["reason"])))
+    for item in runs.model_items("live"):
+        try:
+            outcome = _retire_if_idle(settings, item, moment, window)
+        except Exception as error:
+            # One model's trouble (a deployment claimed it meanwhile) must not spare the others.
+            logger.exception("could not judge an endpoint", extra={"model": item["model"]})
+            outcome = Outcome("error", str(item["model"]), detail=str(error))
+        if outcome is not None:
+            outcomes.append(outcome)
     return outcomes
+
+
+def _retire_if_idle(
+    settings: Settings, item: Mapping[str, Any], moment: datetime, window: timedelta
+) -> Outcome | None:
+    model, live = str(item["model"]), item["live"]
+    described = describe_endpoint(str(live["endpoint"]))
+    if described is None or described["EndpointStatus"] != "InService":
+        return None
+    deployed = datetime.fromisoformat(str(live["deployed_at"]).replace("Z", "+00:00"))
+    serving_since = max(described.get("LastModifiedTime", deployed), deployed)
+    if moment - serving_since < window:
+        return Outcome("kept", model, detail="serving for less than the idle time")
+    calls = _invocations(str(live["endpoint"]), moment - window, moment)
+    if calls:
+        return Outcome("kept", model, detail=f"{calls:g} invocations")
+    hours = settings.idle_endpoint_hours
+    result = delete(settings, model, f"deleted after {hours:g} hours without invocations")
+    return Outcome("deleted", model, detail=str(result["reason"]))
 
 
 def _invocations(endpoint: str, start: datetime, end: datetime) -> float:

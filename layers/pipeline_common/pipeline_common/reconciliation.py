@@ -16,9 +16,9 @@ from botocore.exceptions import ClientError
 from pipeline_common import clients
 from pipeline_common.config import Settings
 from pipeline_common.deployment import on_transform_job_change
-from pipeline_common.endpoint_tracking import settle_deployment
+from pipeline_common.endpoint_tracking import settle_deployment, settle_rollback
 from pipeline_common.lifecycle import conclude
-from pipeline_common.naming import RunRef, job_name
+from pipeline_common.naming import RunRef, endpoint_name, job_name
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.runs import RunsTable, Stage, Status, stamp
@@ -34,7 +34,11 @@ STALE_AFTER = timedelta(minutes=15)
 def reconcile(settings: Settings, at: datetime | None = None) -> list[Outcome]:
     runs = RunsTable(settings.runs_table)
     cutoff = stamp((at or datetime.now(UTC)) - STALE_AFTER)
-    outcomes = []
+    outcomes = [
+        _settle_rollback(settings, runs, item)
+        for item in runs.model_items("rollback")
+        if str(item["updated_at"]) <= cutoff
+    ]
     for run in runs.unsettled():
         if str(run["updated_at"]) > cutoff:
             continue
@@ -45,6 +49,15 @@ def reconcile(settings: Settings, at: datetime | None = None) -> list[Outcome]:
             logger.exception("could not reconcile", extra={"run_id": run.get("run_id")})
             outcomes.append(Outcome("error", str(run["model"]), str(run["run_id"]), str(error)))
     return outcomes
+
+
+def _settle_rollback(settings: Settings, runs: RunsTable, item: Mapping[str, Any]) -> Outcome:
+    """A rollback whose endpoint event never came (or whose request died half-way)."""
+    rollback = item["rollback"]
+    ref = RunRef(str(item["model"]), str(rollback["to"]))
+    described = describe_endpoint(endpoint_name(settings.job_prefix, ref.model))
+    run = runs.get(ref) or {}
+    return settle_rollback(settings, runs, ref, run, str(rollback["from"]), described, final=True)
 
 
 def _described(describe: Callable[..., dict[str, Any]], **name: str) -> dict[str, Any] | None:
@@ -81,7 +94,9 @@ def reconcile_run(settings: Settings, runs: RunsTable, run: Mapping[str, Any]) -
             # Resumes the run's creation of its model and transform jobs.
             training = sagemaker.describe_training_job(TrainingJobName=name)
             return on_training_job_change(settings, training)
-        return on_transform_job_change(settings, transforms[0] or {})
+        # A failed one ends the run, under its own name; else the run's own completes it.
+        ended = [t for t in transforms if t and t["TransformJobStatus"] in ("Failed", "Stopped")]
+        return on_transform_job_change(settings, (ended or transforms)[0] or {})
     if stage == Stage.DEPLOYING:
         described = describe_endpoint(str(run.get("endpoint", "")))
         return settle_deployment(settings, runs, ref, run, described, final=True)

@@ -141,11 +141,8 @@ class RunsTable:
         entry = {
             "version": ref.run_id,
             "at": live["deployed_at"],
-            **(
-                {"rolled_back_from": live["rolled_back_from"]}
-                if live.get("rolled_back_from")
-                else {}
-            ),
+            "via": live.get("via", "drop"),
+            "rolled_back_from": live.get("rolled_back_from"),
         }
         return self._conditionally(
             Key=self._model_key(ref.model),
@@ -279,11 +276,12 @@ class RunsTable:
             ExpressionAttributeValues={":now": now()},
         )
 
-    def live_models(self) -> Iterator[dict[str, Any]]:
-        """The model items that name a live version (one item per model: a small scan)."""
+    def model_items(self, having: str) -> Iterator[dict[str, Any]]:
+        """The model items with the attribute, such as live (one item per model: a small scan)."""
         yield from self._scan(
             {
-                "FilterExpression": "run_id = :model_item AND attribute_exists(live)",
+                "FilterExpression": "run_id = :model_item AND attribute_exists(#having)",
+                "ExpressionAttributeNames": {"#having": having},
                 "ExpressionAttributeValues": {":model_item": MODEL_ITEM},
             }
         )

@@ -30,7 +30,6 @@ from pipeline_common.naming import (
 )
 from pipeline_common.observability import logger, metrics
 from pipeline_common.outcome import Outcome
-from pipeline_common.problem import ProblemType
 from pipeline_common.runs import RunsTable, Stage, Status
 from pipeline_common.sagemaker_calls import create, is_transient
 from pipeline_common.sagemaker_requests import input_key, training_job_request
@@ -63,7 +62,7 @@ def start_training(settings: Settings, model: str) -> Outcome:
         return Outcome("duplicate", model, ref.run_id, "this set of files already has a run")
     try:
         hyperparameters, num_features = _validate(settings, ref, present)
-        bars = gate_bars(_json_object(settings, present, PIPELINE_FILE), hyperparameters.problem)
+        bars = gate_bars(_json_object(settings, present, PIPELINE_FILE), hyperparameters)
     except (DropRejected, HyperparameterError) as rejected:
         return reject(settings, runs, ref, str(rejected))
     except SupersededUpload as superseded:
@@ -142,10 +141,17 @@ def _json_object(
 _EXAMPLES = {HYPERPARAMETERS_FILE: '{"max_depth": 5}', PIPELINE_FILE: '{"gate": {"rmse": 2.5}}'}
 
 
-def gate_bars(pipeline: dict[str, Any] | None, problem: ProblemType) -> dict[str, float]:
-    """pipeline.json's bars, one per metric the problem is scored on."""
+# The objectives whose predictions are probabilities, which logloss needs.
+_PROBABILITIES = {"binary:logistic", "multi:softprob"}
+
+
+def gate_bars(
+    pipeline: dict[str, Any] | None, hyperparameters: ResolvedHyperparameters
+) -> dict[str, float]:
+    """pipeline.json's bars, one per metric the model is scored on."""
     if not pipeline:
         return {}
+    problem = hyperparameters.problem
     unknown = sorted(set(pipeline) - {"gate"})
     if unknown:
         raise DropRejected(f"{PIPELINE_FILE} has unknown settings {unknown}; it may set only gate")
@@ -157,6 +163,11 @@ def gate_bars(pipeline: dict[str, Any] | None, problem: ProblemType) -> dict[str
         )
     checked = {}
     for metric, bar in bars.items():
+        if metric == "logloss" and hyperparameters.objective not in _PROBABILITIES:
+            raise DropRejected(
+                f"{PIPELINE_FILE}: {hyperparameters.objective} predicts no probabilities, so its "
+                "models have no logloss to set a bar on"
+            )
         if metric not in allowed:
             raise DropRejected(
                 f"{PIPELINE_FILE}: {problem} models are scored on {', '.join(allowed)}, "

@@ -32,6 +32,7 @@ def _live_test_set(runs: RunsTable, ref: RunRef, run: Mapping[str, Any]) -> RunR
         and live["run_id"] != ref.run_id
         and live.get("num_features") == run.get("num_features")
         and live.get("problem") == run.get("problem")
+        and live.get("num_class") == run.get("num_class")
     )
     return RunRef(ref.model, str(live["run_id"])) if comparable else None
 
