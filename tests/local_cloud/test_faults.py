@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -49,7 +50,8 @@ def test_processes_racing_for_a_fault_fire_it_exactly_as_often_as_armed(tmp_path
     faults = FaultFile.in_state_dir(tmp_path)
     faults.arm(Fault("TrainingJob", "fail", times=5))
 
-    with ProcessPoolExecutor(4) as pool:
+    # Spawned, not forked: the test process has threads, which fork may deadlock.
+    with ProcessPoolExecutor(4, mp_context=multiprocessing.get_context("spawn")) as pool:
         fired = list(pool.map(_claim, [faults.path] * 40))
 
     assert sum(fired) == 5
