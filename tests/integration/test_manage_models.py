@@ -8,6 +8,7 @@ from typing import Any
 
 import boto3
 import pytest
+from pipeline_common import endpoint_tracking
 from pipeline_common.config import Settings
 from pipeline_common.models import retire_idle
 from pipeline_common.reconciliation import STALE_AFTER, reconcile
@@ -218,3 +219,30 @@ def test_a_rollback_whose_event_never_came_is_settled_by_the_reconciler(
     assert "deploying_run_id" not in model
     (notice,) = stack.notifications()
     assert (notice["run_id"], notice["status"]) == (first, "rollback_failed")
+
+
+def test_a_rollback_announcement_that_failed_is_sent_by_the_reconciler(
+    stack: Stack, two_versions: tuple[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    first, _ = two_versions
+    assert manage("POST", "/models/abalone/rollback")["status"] == 202
+    stack.answers["DescribeEndpoint"] = endpoint_answer("InService", job("abalone", first))
+
+    def sns_down(*_: Any) -> None:
+        raise RuntimeError("SNS is unreachable")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(endpoint_tracking, "notify", sns_down)
+        with pytest.raises(RuntimeError, match="SNS is unreachable"):
+            endpoint_changed("abalone", job("abalone", first), "IN_SERVICE")
+    # The rollback is recorded with its notice, which nothing has sent yet
+    assert stack.run("abalone", "_model")["live"]["run_id"] == first
+    assert stack.run("abalone", "_model")["pending_notice"]["status"] == "rolled_back"
+    assert stack.notifications() == []
+
+    (outcome,) = reconcile(Settings.from_env(), at=datetime.now(UTC) + STALE_AFTER * 2)
+
+    assert outcome.action == "announced"
+    (notice,) = stack.notifications()
+    assert (notice["run_id"], notice["status"]) == (first, "rolled_back")
+    assert "pending_notice" not in stack.run("abalone", "_model")

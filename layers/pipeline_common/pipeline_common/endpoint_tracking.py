@@ -16,7 +16,7 @@ from pipeline_common.naming import (
     parse_endpoint_name,
     parse_job_name,
 )
-from pipeline_common.notifications import notify
+from pipeline_common.notifications import message, notify
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.runs import RunsTable, Stage, Status, now
@@ -103,22 +103,30 @@ def settle_rollback(
             "via": "rollback",
             "rolled_back_from": rolled_back_from or None,
         }
-        if not runs.set_live(ref, live):
-            return Outcome("duplicate", ref.model, ref.run_id, "another invocation made it live")
         how = f"rolled back from version {rolled_back_from}" if rolled_back_from else "restored"
         reason = f"{how} on request; serving on {endpoint}"
-        notify(settings.topic_arn, {**run, "status": "rolled_back", "reason": reason})
+        notice = message({**run, "status": "rolled_back", "reason": reason})
+        if not runs.set_live(ref, live, notice):
+            return Outcome("duplicate", ref.model, ref.run_id, "another invocation made it live")
+        send_notice(settings, runs, ref.model, notice)
         return Outcome("rolled_back", ref.model, ref.run_id, reason)
     failure = (described or {}).get("FailureReason")
     if current in _FAILED or current == "GONE" or (current == "IN_SERVICE" and (failure or final)):
         reason = (
             f"the rollback to version {ref.run_id} failed: {failure or f'endpoint is {current}'}"
         )
-        if not runs.end_rollback(ref):
+        notice = message({**run, "status": "rollback_failed", "reason": reason})
+        if not runs.end_rollback(ref, notice):
             return Outcome("duplicate", ref.model, ref.run_id, "the rollback was already settled")
-        notify(settings.topic_arn, {**run, "status": "rollback_failed", "reason": reason})
+        send_notice(settings, runs, ref.model, notice)
         return Outcome("rollback_failed", ref.model, ref.run_id, reason)
     return Outcome("ignored", ref.model, ref.run_id, f"endpoint is {current}")
+
+
+def send_notice(settings: Settings, runs: RunsTable, model: str, notice: Mapping[str, Any]) -> None:
+    """Announce a change recorded with its notice; reconcile_runs resends one left pending."""
+    notify(settings.topic_arn, notice)
+    runs.notice_sent(model)
 
 
 def settle_deployment(

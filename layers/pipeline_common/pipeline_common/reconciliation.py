@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from pipeline_common import clients
 from pipeline_common.config import Settings
 from pipeline_common.deployment import on_transform_job_change
-from pipeline_common.endpoint_tracking import settle_deployment, settle_rollback
+from pipeline_common.endpoint_tracking import send_notice, settle_deployment, settle_rollback
 from pipeline_common.lifecycle import conclude
 from pipeline_common.naming import RunRef, endpoint_name, job_name
 from pipeline_common.observability import logger
@@ -39,6 +39,11 @@ def reconcile(settings: Settings, at: datetime | None = None) -> list[Outcome]:
         for item in runs.model_items("rollback")
         if str(item["updated_at"]) <= cutoff
     ]
+    for item in runs.model_items("pending_notice"):
+        if str(item["updated_at"]) <= cutoff:
+            # The change was recorded, its announcement never went out.
+            send_notice(settings, runs, str(item["model"]), item["pending_notice"])
+            outcomes.append(Outcome("announced", str(item["model"]), detail="pending notice"))
     for run in runs.unsettled():
         if str(run["updated_at"]) > cutoff:
             continue

@@ -135,7 +135,9 @@ class RunsTable:
         item = self._table.get_item(Key=self._model_key(model)).get("Item")
         return from_item(item) if item else None
 
-    def set_live(self, ref: RunRef, live: Mapping[str, Any]) -> bool:
+    def set_live(
+        self, ref: RunRef, live: Mapping[str, Any], notice: Mapping[str, Any] | None = None
+    ) -> bool:
         """Make the deploying run the live one, add it to the model's history, release the
         endpoint, all in one write."""
         entry = {
@@ -147,8 +149,9 @@ class RunsTable:
         return self._conditionally(
             Key=self._model_key(ref.model),
             UpdateExpression="SET live = :live, updated_at = :now, "
-            "#history = list_append(if_not_exists(#history, :empty), :entry) "
-            "REMOVE deploying_run_id, #rollback, retired",
+            "#history = list_append(if_not_exists(#history, :empty), :entry)"
+            + (", pending_notice = :notice" if notice else "")
+            + " REMOVE deploying_run_id, #rollback, retired",
             ConditionExpression="deploying_run_id = :run",
             ExpressionAttributeNames=_NAMES,
             ExpressionAttributeValues={
@@ -157,6 +160,7 @@ class RunsTable:
                 ":now": now(),
                 ":empty": [],
                 ":entry": [to_item(entry)],
+                **({":notice": to_item(notice)} if notice else {}),
             },
         )
 
@@ -174,14 +178,25 @@ class RunsTable:
             },
         )
 
-    def end_rollback(self, ref: RunRef) -> bool:
+    def end_rollback(self, ref: RunRef, notice: Mapping[str, Any] | None = None) -> bool:
         """Release the endpoint after a rollback that did not happen."""
         return self._conditionally(
             Key=self._model_key(ref.model),
-            UpdateExpression="REMOVE deploying_run_id, #rollback SET updated_at = :now",
+            UpdateExpression="REMOVE deploying_run_id, #rollback SET updated_at = :now"
+            + (", pending_notice = :notice" if notice else ""),
             ConditionExpression="deploying_run_id = :run",
             ExpressionAttributeNames={"#rollback": "rollback"},
-            ExpressionAttributeValues={":run": ref.run_id, ":now": now()},
+            ExpressionAttributeValues={
+                ":run": ref.run_id,
+                ":now": now(),
+                **({":notice": to_item(notice)} if notice else {}),
+            },
+        )
+
+    def notice_sent(self, model: str) -> None:
+        """Forget the model's pending notice (written with the change it announces)."""
+        self._table.update_item(
+            Key=self._model_key(model), UpdateExpression="REMOVE pending_notice"
         )
 
     def retire(self, model: str, reason: str) -> None:
