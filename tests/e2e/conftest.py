@@ -54,6 +54,19 @@ class Stack:
             data = body.encode() if isinstance(body, str) else body
             s3.put_object(Bucket=self.cloud.bucket, Key=f"datasets/{model}/{name}", Body=data)
 
+    def notifications(self) -> list[dict[str, Any]]:
+        """The messages the topic sent since the last read, each read once."""
+        sqs = self.client("sqs")
+        url = self.cloud.notification_queue_urls["NotificationTopic"]
+        received = []
+        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+            "Messages", []
+        ):
+            for message in messages:
+                received.append(json.loads(json.loads(message["Body"])["Message"]))
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        return received
+
     def latest_run(self, model: str) -> dict[str, Any] | None:
         description = self.api.describe(model)
         return (description or {}).get("latest_run")

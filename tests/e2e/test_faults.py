@@ -34,15 +34,7 @@ class Inbox:
 
     def new(self) -> list[dict[str, Any]]:
         """The notifications sent since the last read."""
-        sqs = self._stack.client("sqs")
-        url = self._stack.cloud.notification_queue_urls["NotificationTopic"]
-        received = []
-        while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
-            "Messages", []
-        ):
-            for message in messages:
-                received.append(json.loads(json.loads(message["Body"])["Message"]))
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+        received = self._stack.notifications()
         self.seen.extend(received)
         return received
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import pytest
 
@@ -45,17 +44,6 @@ def serves(stack: Stack, model: str, version: str, timeout: float = 60.0) -> Non
         assert time.monotonic() < deadline, f"{model} does not serve {version}"
         time.sleep(0.3)
     stack.wait_until_idle()
-
-
-def notices(stack: Stack) -> list[dict[str, Any]]:
-    sqs = stack.client("sqs")
-    url = stack.cloud.notification_queue_urls["NotificationTopic"]
-    found = []
-    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
-        for message in messages:
-            found.append(json.loads(json.loads(message["Body"])["Message"]))
-            sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
-    return found
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +88,7 @@ def test_rollback_restores_the_previous_versions_predictions_exactly(
     stack: Stack, two_versions: dict[str, list[float]], rows: list[list[float]]
 ) -> None:
     first, second = two_versions
-    notices(stack)
+    stack.notifications()
 
     started = stack.api.rollback(MODEL)
     serves(stack, MODEL, first)
@@ -111,7 +99,7 @@ def test_rollback_restores_the_previous_versions_predictions_exactly(
         "rolling_back",
     )
     assert stack.api.predict(MODEL, rows)["predictions"] == two_versions[first]
-    (notice,) = notices(stack)
+    (notice,) = stack.notifications()
     assert (notice["run_id"], notice["status"]) == (first, "rolled_back")
     assert f"rolled back from version {second}" in notice["reason"]
     history = stack.api.versions(MODEL)["history"]

@@ -145,13 +145,7 @@ def _evaluate_and_deploy(
 ) -> Outcome:
     problem = ProblemType(run["problem"])
     try:
-        scores = evaluate_joined_output(
-            storage.iter_lines(settings.data_bucket, transform_output_key(ref)),
-            problem,
-            input_width=int(run["num_features"]) + 1,
-            num_class=run.get("num_class"),
-            objective=run.get("objective"),
-        )
+        scores = _score(settings, ref, run, on_live_test_set=False)
     except EvaluationError as error:
         return conclude(settings, runs, ref, Status.FAILED, f"evaluation failed: {error}")
 
@@ -193,6 +187,19 @@ def _evaluate_and_deploy(
     return _deploy(settings, runs, ref, endpoint, scores, gate)
 
 
+def _score(
+    settings: Settings, ref: RunRef, run: Mapping[str, Any], on_live_test_set: bool
+) -> dict[str, float]:
+    """The metrics of one of the run's batch transform outputs, in one streaming pass."""
+    return evaluate_joined_output(
+        storage.iter_lines(settings.data_bucket, transform_output_key(ref, on_live_test_set)),
+        ProblemType(run["problem"]),
+        input_width=int(run["num_features"]) + 1,
+        num_class=run.get("num_class"),
+        objective=run.get("objective"),
+    )
+
+
 def _on_live_test_set(
     settings: Settings,
     runs: RunsTable,
@@ -203,13 +210,7 @@ def _on_live_test_set(
     """The challenger scored on the champion's own test set, against the champion's score."""
     champion = RunRef(ref.model, str(run["live_test_set"]["run_id"]))
     problem = ProblemType(run["problem"])
-    scores = evaluate_joined_output(
-        storage.iter_lines(settings.data_bucket, transform_output_key(ref, on_live_test_set=True)),
-        problem,
-        input_width=int(run["num_features"]) + 1,
-        num_class=run.get("num_class"),
-        objective=run.get("objective"),
-    )
+    scores = _score(settings, ref, run, on_live_test_set=True)
     champion_metrics = (runs.get(champion) or {}).get("metrics") or {}
     head_to_head = decide(problem, scores, None, champion_metrics)
     record = {
