@@ -56,7 +56,8 @@ def test_job_names_round_trip_and_fit_sagemaker() -> None:
     [
         ("datasets/abalone/train.csv", ("abalone", "train.csv")),
         ("datasets/abalone/", None),
-        ("datasets/a/b/train.csv", None),
+        ("datasets/a/train/part-0.csv.gz", ("a", "train/part-0.csv.gz")),
+        ("datasets/a/b/c/train.csv", None),
         ("other/abalone/train.csv", None),
     ],
 )

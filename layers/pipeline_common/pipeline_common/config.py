@@ -38,6 +38,8 @@ ENVIRONMENT_VARIABLES: tuple[str, ...] = (
     "XGBOOST_IMAGE_URI",
     "TRAINING_INSTANCE_TYPE",
     "TRANSFORM_INSTANCE_TYPE",
+    "TRAINING_INSTANCE_COUNT",
+    "TRANSFORM_INSTANCE_COUNT",
     "ENDPOINT_KIND",
     "SERVERLESS_MEMORY_MB",
     "SERVERLESS_MAX_CONCURRENCY",
@@ -62,6 +64,8 @@ class Settings:
     xgboost_image_uri: str
     training_instance_type: str
     transform_instance_type: str
+    training_instance_count: int
+    transform_instance_count: int
     endpoint_kind: EndpointKind
     serverless_memory_mb: int
     serverless_max_concurrency: int
@@ -91,6 +95,8 @@ class Settings:
                 xgboost_image_uri=env["XGBOOST_IMAGE_URI"],
                 training_instance_type=env["TRAINING_INSTANCE_TYPE"],
                 transform_instance_type=env["TRANSFORM_INSTANCE_TYPE"],
+                training_instance_count=int(env["TRAINING_INSTANCE_COUNT"]),
+                transform_instance_count=int(env["TRANSFORM_INSTANCE_COUNT"]),
                 endpoint_kind=EndpointKind(env["ENDPOINT_KIND"]),
                 serverless_memory_mb=int(env["SERVERLESS_MEMORY_MB"]),
                 serverless_max_concurrency=int(env["SERVERLESS_MAX_CONCURRENCY"]),
@@ -107,6 +113,8 @@ class Settings:
 
     def fingerprint(self) -> str:
         """The settings that change what a training run produces, for deterministic run ids."""
-        return "|".join(
-            (self.xgboost_image_uri, self.training_instance_type, self.transform_instance_type)
-        )
+        parts = [self.xgboost_image_uri, self.training_instance_type, self.transform_instance_type]
+        # Counts join only when set, so the run ids of one-instance stacks stay as they were.
+        if (self.training_instance_count, self.transform_instance_count) != (1, 1):
+            parts += [str(self.training_instance_count), str(self.transform_instance_count)]
+        return "|".join(parts)

@@ -24,7 +24,7 @@ from pipeline_common.sagemaker_requests import (
     endpoint_config_request,
     metrics_key,
     rollback_alarm_requests,
-    transform_output_key,
+    transform_output_prefix,
 )
 
 # UpdateEndpoint is refused while the endpoint is changing.
@@ -190,9 +190,11 @@ def _evaluate_and_deploy(
 def _score(
     settings: Settings, ref: RunRef, run: Mapping[str, Any], on_live_test_set: bool
 ) -> dict[str, float]:
-    """The metrics of one of the run's batch transform outputs, in one streaming pass."""
+    """The metrics of one of the run's batch transforms: every `.out` part, one streaming pass."""
+    bucket = settings.data_bucket
+    outputs = storage.list_objects(bucket, transform_output_prefix(ref, on_live_test_set))
     return evaluate_joined_output(
-        storage.iter_lines(settings.data_bucket, transform_output_key(ref, on_live_test_set)),
+        (line for output in outputs for line in storage.iter_lines(bucket, output.key)),
         ProblemType(run["problem"]),
         input_width=int(run["num_features"]) + 1,
         num_class=run.get("num_class"),

@@ -16,6 +16,8 @@ DATASET_FILES = ("train.csv", "validation.csv", "test.csv")
 HYPERPARAMETERS_FILE = "hyperparameters.json"
 # Per-model settings of the stack itself, such as the gate's bars.
 PIPELINE_FILE = "pipeline.json"
+# Written last into a folder of parts (as Spark and Hadoop do): the folder is complete.
+SUCCESS_MARKER = "_SUCCESS"
 RUN_ID_LENGTH = 12
 MAX_MODEL_NAME_LENGTH = 32
 # Lower-case so the model name is valid in S3 keys, SageMaker names and URLs alike.
@@ -29,7 +31,13 @@ class DatasetObject:
 
     @property
     def is_trigger(self) -> bool:
-        return self.file_name in (*DATASET_FILES, HYPERPARAMETERS_FILE, PIPELINE_FILE)
+        """Whether the object can complete a drop: a part alone never does, its marker does."""
+        return self.file_name in (
+            *DATASET_FILES,
+            HYPERPARAMETERS_FILE,
+            PIPELINE_FILE,
+            SUCCESS_MARKER,
+        ) or self.file_name.endswith(f"/{SUCCESS_MARKER}")
 
 
 @dataclass(frozen=True)
@@ -39,13 +47,14 @@ class RunRef:
 
 
 def parse_dataset_key(key: str) -> DatasetObject | None:
-    """`datasets/<model>/<file>` -> its parts; anything else (deeper keys, folders) -> None."""
+    """`datasets/<model>/<file>` or `datasets/<model>/<channel>/<part>` -> model and the rest;
+    anything else (deeper keys, folders) -> None."""
     if not key.startswith(DATASETS_PREFIX):
         return None
     parts = key[len(DATASETS_PREFIX) :].split("/")
-    if len(parts) != 2 or not parts[0] or not parts[1]:
+    if len(parts) not in (2, 3) or not all(parts):
         return None
-    return DatasetObject(model=parts[0], file_name=parts[1])
+    return DatasetObject(model=parts[0], file_name="/".join(parts[1:]))
 
 
 def model_name_problem(model: str) -> str | None:
@@ -58,10 +67,6 @@ def model_name_problem(model: str) -> str | None:
             "(it names the SageMaker endpoint and the API path)"
         )
     return None
-
-
-def dataset_key(model: str, file_name: str) -> str:
-    return f"{DATASETS_PREFIX}{model}/{file_name}"
 
 
 def run_id(etags: Mapping[str, str], fingerprint: str) -> str:

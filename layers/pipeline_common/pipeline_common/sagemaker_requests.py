@@ -7,6 +7,7 @@ XGBoost algorithm's conventions: text/csv, label in column 0, one image for trai
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pipeline_common.config import EndpointKind, Settings, Traffic
@@ -16,11 +17,36 @@ from pipeline_common.storage import s3_uri
 CSV = "text/csv"
 VARIANT_NAME = "AllTraffic"
 TEST_FILE = "test.csv"
-# Batch transform names its output after the input object (facts sheet, section 5).
-TRANSFORM_OUTPUT_FILE = f"{TEST_FILE}.out"
 TRAINING_VOLUME_GB = 30
 MAX_TRAINING_SECONDS = 3600
 MAX_PAYLOAD_MB = 6
+SHARDED = "ShardedByS3Key"
+REPLICATED = "FullyReplicated"
+
+
+@dataclass(frozen=True)
+class ChannelInput:
+    """Where a run's snapshot of a channel is: one file, or a folder (key ends in `/`) of parts."""
+
+    key: str
+    parts: int
+
+    @classmethod
+    def of(cls, run: Mapping[str, Any], ref: RunRef, channel: str) -> ChannelInput:
+        recorded = (run.get("channels") or {}).get(channel)
+        if recorded:
+            return cls(str(recorded["key"]), int(recorded["parts"]))
+        return cls(input_key(ref, f"{channel}.csv"), 1)  # runs recorded before parts existed
+
+
+def instance_count(run: Mapping[str, Any], job: str, parts: int) -> int:
+    """Instances for a job: as many as asked, but no more than parts to give them.
+
+    SageMaker hands whole objects to instances, so an instance without a part would sit idle
+    (and a training host without data is left out of training).
+    """
+    requested = int((run.get("instance_counts") or {}).get(job, 1))
+    return max(1, min(requested, parts))
 
 
 def input_key(ref: RunRef, file_name: str) -> str:
@@ -31,13 +57,10 @@ def training_output_prefix(ref: RunRef) -> str:
     return f"{run_prefix(ref)}/training"
 
 
-def transform_output_prefix(ref: RunRef) -> str:
-    return f"{run_prefix(ref)}/transform"
-
-
-def transform_output_key(ref: RunRef, on_live_test_set: bool = False) -> str:
+def transform_output_prefix(ref: RunRef, on_live_test_set: bool = False) -> str:
+    """The folder (with its `/`) of a transform's `.out` objects, one per input object."""
     suffix = ON_LIVE_TEST_SET if on_live_test_set else ""
-    return f"{transform_output_prefix(ref)}{suffix}/{TRANSFORM_OUTPUT_FILE}"
+    return f"{run_prefix(ref)}/transform{suffix}/"
 
 
 def metrics_key(ref: RunRef) -> str:
@@ -51,14 +74,14 @@ def tags(ref: RunRef) -> list[dict[str, str]]:
     ]
 
 
-def _csv_channel(name: str, uri: str) -> dict[str, Any]:
+def _csv_channel(name: str, uri: str, distribution: str) -> dict[str, Any]:
     return {
         "ChannelName": name,
         "DataSource": {
             "S3DataSource": {
                 "S3DataType": "S3Prefix",
                 "S3Uri": uri,
-                "S3DataDistributionType": "FullyReplicated",
+                "S3DataDistributionType": distribution,
             }
         },
         # Without a ContentType the container assumes libsvm (facts sheet, section 2).
@@ -67,10 +90,17 @@ def _csv_channel(name: str, uri: str) -> dict[str, Any]:
     }
 
 
-def training_job_request(
-    settings: Settings, ref: RunRef, hyperparameters: Mapping[str, str]
-) -> dict[str, Any]:
+def training_job_request(settings: Settings, ref: RunRef, run: Mapping[str, Any]) -> dict[str, Any]:
+    """The run's training job; with several instances, XGBoost's distributed engine.
+
+    Each instance then trains on its own share of the train parts (ShardedByS3Key), as the
+    built-in algorithm expects; validation is sharded too when every instance gets a part, and
+    otherwise copied whole to each (a host without validation data would sit out).
+    """
     bucket = settings.data_bucket
+    train, validation = ChannelInput.of(run, ref, "train"), ChannelInput.of(run, ref, "validation")
+    instances = instance_count(run, "training", train.parts)
+    sharded_validation = instances > 1 and validation.parts >= instances
     return {
         "TrainingJobName": job_name(settings.job_prefix, ref),
         "AlgorithmSpecification": {
@@ -79,17 +109,23 @@ def training_job_request(
         },
         "RoleArn": settings.sagemaker_role_arn,
         "InputDataConfig": [
-            _csv_channel("train", s3_uri(bucket, input_key(ref, "train.csv"))),
-            _csv_channel("validation", s3_uri(bucket, input_key(ref, "validation.csv"))),
+            _csv_channel(
+                "train", s3_uri(bucket, train.key), SHARDED if instances > 1 else REPLICATED
+            ),
+            _csv_channel(
+                "validation",
+                s3_uri(bucket, validation.key),
+                SHARDED if sharded_validation else REPLICATED,
+            ),
         ],
         "OutputDataConfig": {"S3OutputPath": s3_uri(bucket, training_output_prefix(ref))},
         "ResourceConfig": {
             "InstanceType": settings.training_instance_type,
-            "InstanceCount": 1,
+            "InstanceCount": instances,
             "VolumeSizeInGB": TRAINING_VOLUME_GB,
         },
         "StoppingCondition": {"MaxRuntimeInSeconds": MAX_TRAINING_SECONDS},
-        "HyperParameters": dict(hyperparameters),
+        "HyperParameters": dict(run["hyperparameters"]),
         "Tags": tags(ref),
     }
 
@@ -106,13 +142,20 @@ def model_request(
 
 
 def transform_job_request(
-    settings: Settings, ref: RunRef, live_test_set: RunRef | None = None
+    settings: Settings,
+    ref: RunRef,
+    run: Mapping[str, Any],
+    live_test_set: tuple[RunRef, ChannelInput] | None = None,
 ) -> dict[str, Any]:
-    """The batch transform of the run's test set, or with `live_test_set` of that run's."""
+    """The batch transform of the run's test set, or with `live_test_set` of that run's.
+
+    Every test object (one file, or each part) gives one `.out` object; several instances
+    share the parts between them.
+    """
     name = job_name(settings.job_prefix, ref)
     bucket = settings.data_bucket
     suffix = ON_LIVE_TEST_SET if live_test_set else ""
-    test_set = live_test_set or ref
+    test = live_test_set[1] if live_test_set else ChannelInput.of(run, ref, "test")
     return {
         "TransformJobName": name + suffix,
         "ModelName": name,
@@ -120,23 +163,22 @@ def transform_job_request(
         "BatchStrategy": "MultiRecord",
         "TransformInput": {
             "DataSource": {
-                "S3DataSource": {
-                    "S3DataType": "S3Prefix",
-                    "S3Uri": s3_uri(bucket, input_key(test_set, TEST_FILE)),
-                }
+                "S3DataSource": {"S3DataType": "S3Prefix", "S3Uri": s3_uri(bucket, test.key)}
             },
             "ContentType": CSV,
             "SplitType": "Line",
             "CompressionType": "None",
         },
         "TransformOutput": {
-            "S3OutputPath": s3_uri(bucket, transform_output_prefix(ref) + suffix),
+            "S3OutputPath": s3_uri(
+                bucket, transform_output_prefix(ref, bool(live_test_set)).rstrip("/")
+            ),
             "Accept": CSV,
             "AssembleWith": "Line",
         },
         "TransformResources": {
             "InstanceType": settings.transform_instance_type,
-            "InstanceCount": 1,
+            "InstanceCount": instance_count(run, "transform", test.parts),
         },
         # test.csv keeps its label: hide it from the model, then join the prediction to the row
         # so the evaluation reads label and prediction from one line.

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from pipeline_common import clients
 
 _CHUNK = 1 << 16
+# A decompressed part goes up in 8 MB pieces, two at a time: memory stays near 2 x 8 MB per
+# part whatever its size, and S3 allows 10,000 pieces (80 GB) per object.
+_UPLOAD = TransferConfig(
+    multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2
+)
+
+
+class NotGzip(ValueError):
+    """A `.gz` object that does not decompress; the message says why."""
 
 
 @dataclass(frozen=True)
@@ -55,9 +66,57 @@ def snapshot(bucket: str, source: StoredObject, target_key: str) -> None:
     clients.client("s3").copy(copy_source, bucket, target_key, ExtraArgs=extra)
 
 
-def iter_lines(bucket: str, key: str) -> Iterator[bytes]:
-    body = clients.client("s3").get_object(Bucket=bucket, Key=key)["Body"]
-    yield from body.iter_lines(chunk_size=_CHUNK)
+def list_objects(bucket: str, prefix: str) -> list[StoredObject]:
+    """Every object under `prefix`, in key order (versions are not listed)."""
+    found: list[StoredObject] = []
+    paginator = clients.client("s3").get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=prefix):
+        found += [
+            StoredObject(item["Key"], item["ETag"].strip('"'), item["Size"], None)
+            for item in page.get("Contents", [])
+        ]
+    return found
+
+
+def snapshot_decompressed(bucket: str, source: StoredObject, target_key: str) -> None:
+    """Copy a gzip object's exact version (by ETag) as plain text, streaming both ways.
+
+    The built-in algorithm reads only plain CSV in File mode (SageMaker decompresses a channel
+    only in Pipe mode, which its CSV reader no longer takes).
+    """
+    client = clients.client("s3")
+    body = client.get_object(Bucket=bucket, Key=source.key, IfMatch=source.etag)["Body"]
+    try:
+        with gzip.GzipFile(fileobj=body, mode="rb") as plain:
+            client.upload_fileobj(
+                plain, bucket, target_key, ExtraArgs={"ContentType": "text/csv"}, Config=_UPLOAD
+            )
+    except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError; a cut file, EOFError
+        raise NotGzip(str(error) or "the compressed data ends early") from error
+    finally:
+        body.close()
+
+
+def iter_lines(bucket: str, key: str, max_bytes: int | None = None) -> Iterator[bytes]:
+    """The object's lines; with `max_bytes`, only the whole lines within its first bytes."""
+    extra = {"Range": f"bytes=0-{max_bytes - 1}"} if max_bytes else {}
+    response = clients.client("s3").get_object(Bucket=bucket, Key=key, **extra)
+    cut = max_bytes is not None and response["ContentLength"] < _total_size(response)
+    lines = response["Body"].iter_lines(chunk_size=_CHUNK, keepends=True)
+    previous: bytes | None = None
+    for line in lines:
+        if previous is not None:
+            yield previous
+        previous = line
+    # The last line of a cut read is partial unless it ended at a line break.
+    if previous is not None and not (cut and not previous.endswith(b"\n")):
+        yield previous
+
+
+def _total_size(response: dict[str, Any]) -> int:
+    """The whole object's size from a ranged answer's `Content-Range: bytes a-b/total`."""
+    content_range = response.get("ContentRange")
+    return int(content_range.rpartition("/")[2]) if content_range else response["ContentLength"]
 
 
 def read_bytes(bucket: str, key: str, version_id: str | None = None) -> bytes:

@@ -5,12 +5,23 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, replace
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from pipeline_common import storage
 from pipeline_common.config import Settings
+from pipeline_common.drops import (
+    CHANNELS,
+    GZIP_SUFFIX,
+    Channel,
+    Drop,
+    Incomplete,
+    model_prefix,
+    read_drop,
+)
 from pipeline_common.hyperparameters import (
     HyperparameterError,
     ResolvedHyperparameters,
@@ -19,11 +30,10 @@ from pipeline_common.hyperparameters import (
 from pipeline_common.lifecycle import conclude
 from pipeline_common.metrics import METRICS_OF
 from pipeline_common.naming import (
-    DATASET_FILES,
     HYPERPARAMETERS_FILE,
     PIPELINE_FILE,
+    SUCCESS_MARKER,
     RunRef,
-    dataset_key,
     job_name,
     model_name_problem,
     run_id,
@@ -33,7 +43,15 @@ from pipeline_common.outcome import Outcome
 from pipeline_common.runs import RunsTable, Stage, Status
 from pipeline_common.sagemaker_calls import create, is_transient
 from pipeline_common.sagemaker_requests import input_key, training_job_request
-from pipeline_common.validation import DropRejected, check_drop, profile_csv
+from pipeline_common.validation import DropRejected, check_drop, merge_profiles, profile_csv
+
+# Parts copied (or decompressed) at once; a decompression holds about 16 MB (storage._UPLOAD).
+SNAPSHOT_THREADS = 4
+# Every part's first bytes get the full schema check; beyond them, validation streams up to this
+# many bytes in all (about 12 MB/s per vCPU: a minute or two within the 15-minute limit), the
+# same share of every part, and leaves the rest to the training job.
+HEAD_BYTES = 64 * 1024
+VALIDATION_BYTE_BUDGET = 512 * 2**20
 
 
 class SupersededUpload(RuntimeError):
@@ -42,17 +60,30 @@ class SupersededUpload(RuntimeError):
 
 def start_training(settings: Settings, model: str) -> Outcome:
     bucket = settings.data_bucket
-    names = (*DATASET_FILES, HYPERPARAMETERS_FILE, PIPELINE_FILE)
-    objects = {name: storage.head(bucket, dataset_key(model, name)) for name in names}
-    missing = [name for name in DATASET_FILES if objects[name] is None]
-    if missing:
-        return Outcome("waiting", model=model, detail=f"waiting for {', '.join(missing)}")
-    present = {name: obj for name, obj in objects.items() if obj is not None}
-    ref = RunRef(model, run_id({n: o.etag for n, o in present.items()}, settings.fingerprint()))
+    listed = storage.list_objects(bucket, model_prefix(model))
+    try:
+        found = read_drop(model, listed)
+    except DropRejected as rejected:
+        # A layout no upload completes: the run of what is there records why.
+        everything = {o.key: o.etag for o in listed if not o.key.endswith(SUCCESS_MARKER)}
+        ref = RunRef(model, run_id(everything, settings.fingerprint()))
+        runs = RunsTable(settings.runs_table)
+        if not runs.begin(ref, {"inputs": {}}):
+            return Outcome("duplicate", model, ref.run_id, "this set of files already has a run")
+        return reject(settings, runs, ref, str(rejected))
+    if isinstance(found, Incomplete):
+        return Outcome("waiting", model=model, detail=f"waiting for {', '.join(found.waiting_for)}")
+    drop = _with_versions(bucket, found)
+    if drop is None:
+        return Outcome("waiting", model=model, detail="a file was deleted while it was read")
+    ref = RunRef(model, run_id(drop.fingerprint(), settings.fingerprint()))
     runs = RunsTable(settings.runs_table)
     inputs = {
-        name: {"key": obj.key, "etag": obj.etag, "version_id": obj.version_id, "size": obj.size}
-        for name, obj in present.items()
+        **{channel.source: channel.record() for channel in drop.channels.values()},
+        **{
+            name: {"key": o.key, "etag": o.etag, "version_id": o.version_id, "size": o.size}
+            for name, o in drop.settings.items()
+        },
     }
     if not runs.begin(ref, {"inputs": inputs}):
         run = runs.get(ref) or {}
@@ -61,8 +92,19 @@ def start_training(settings: Settings, model: str) -> Outcome:
             return create_training_job(settings, runs, ref, run)
         return Outcome("duplicate", model, ref.run_id, "this set of files already has a run")
     try:
-        hyperparameters, num_features = _validate(settings, ref, present)
-        bars = gate_bars(_json_object(settings, present, PIPELINE_FILE), hyperparameters)
+        problem = model_name_problem(ref.model)
+        if problem:
+            raise DropRejected(problem)
+        pipeline = _json_object(settings, drop.settings, PIPELINE_FILE)
+        hyperparameters = resolve_hyperparameters(
+            _json_object(settings, drop.settings, HYPERPARAMETERS_FILE)
+        )
+        bars = gate_bars(pipeline, hyperparameters)
+        counts = instance_counts(settings, pipeline)
+        channels = {
+            name: _snapshot_channel(bucket, ref, channel) for name, channel in drop.channels.items()
+        }
+        num_features, checked = _validate(bucket, hyperparameters, channels)
     except (DropRejected, HyperparameterError) as rejected:
         return reject(settings, runs, ref, str(rejected))
     except SupersededUpload as superseded:
@@ -76,6 +118,12 @@ def start_training(settings: Settings, model: str) -> Outcome:
         "num_features": num_features,
         "hyperparameters": hyperparameters.values,
         "gate_bars": bars,
+        "channels": {
+            name: {"key": snapshot.key, "parts": len(snapshot.parts)}
+            for name, snapshot in channels.items()
+        },
+        "instance_counts": counts,
+        "validation": checked,
     }
     # Record first, then act: the job's own event can never find the run a stage behind.
     if not runs.advance(ref, Stage.VALIDATING, Stage.TRAINING, fields):
@@ -87,7 +135,7 @@ def create_training_job(
     settings: Settings, runs: RunsTable, ref: RunRef, run: Mapping[str, Any]
 ) -> Outcome:
     """Create the job a run in the training stage names; safe to repeat (the name is the key)."""
-    request = training_job_request(settings, ref, run["hyperparameters"])
+    request = training_job_request(settings, ref, run)
     try:
         created = create("create_training_job", request)
     except ClientError as error:
@@ -105,24 +153,99 @@ def create_training_job(
     )
 
 
-def _validate(
-    settings: Settings, ref: RunRef, present: dict[str, storage.StoredObject]
-) -> tuple[ResolvedHyperparameters, int]:
-    problem = model_name_problem(ref.model)
-    if problem:
-        raise DropRejected(problem)
-    hyperparameters = resolve_hyperparameters(_json_object(settings, present, HYPERPARAMETERS_FILE))
-    for name in DATASET_FILES:
-        _snapshot(settings.data_bucket, present[name], input_key(ref, name))
-    train, validation, test = (
-        profile_csv(name, storage.iter_lines(settings.data_bucket, input_key(ref, name)))
-        for name in DATASET_FILES
+def _with_versions(bucket: str, drop: Drop) -> Drop | None:
+    """The drop with the S3 version of each single file and settings file (listing gives none).
+
+    Parts are pinned by their ETags instead (see storage.snapshot); None when a file is gone.
+    """
+    heads = {}
+    for stored in [
+        *drop.settings.values(),
+        *(c.parts[0] for c in drop.channels.values() if not c.is_folder),
+    ]:
+        head = storage.head(bucket, stored.key)
+        if head is None:
+            return None
+        heads[stored.key] = head
+    return Drop(
+        channels={
+            name: c if c.is_folder else replace(c, parts=(heads[c.parts[0].key],))
+            for name, c in drop.channels.items()
+        },
+        settings={name: heads[stored.key] for name, stored in drop.settings.items()},
     )
-    return hyperparameters, check_drop(train, validation, test, hyperparameters)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A channel copied into the run: `key` is the file, or the folder (ending in `/`) of parts."""
+
+    source: str  # as dropped: `train.csv` or `train/`
+    key: str
+    parts: tuple[storage.StoredObject, ...]
+    display: tuple[str, ...]  # each part as the user named it, for messages
+
+
+def _snapshot_channel(bucket: str, ref: RunRef, channel: Channel) -> Snapshot:
+    """Copy the exact bytes that were seen, so a later upload cannot change a running job;
+    gzip parts are stored decompressed, which the built-in algorithm needs in File mode."""
+    key = input_key(ref, channel.source)
+    targets = {
+        part: key + channel.snapshot_name(part) if channel.is_folder else key
+        for part in channel.parts
+    }
+    with ThreadPoolExecutor(max_workers=SNAPSHOT_THREADS) as pool:
+        copies = [
+            pool.submit(_snapshot, bucket, part, target, channel.part_name(part))
+            for part, target in targets.items()
+        ]
+        for copy in copies:
+            copy.result()
+    copied = {stored.key: stored for stored in storage.list_objects(bucket, key)}
+    return Snapshot(
+        channel.source,
+        key,
+        tuple(copied[target] for target in targets.values()),
+        tuple(channel.part_name(part) for part in channel.parts),
+    )
+
+
+def _validate(
+    bucket: str, hyperparameters: ResolvedHyperparameters, channels: Mapping[str, Snapshot]
+) -> tuple[int, dict[str, Any]]:
+    """Check every part's head in full and as much of the rest as the byte budget allows.
+
+    Returns the number of features and what was checked, for the run record.
+    """
+    total = sum(part.size for snapshot in channels.values() for part in snapshot.parts)
+    share = min(1.0, VALIDATION_BYTE_BUDGET / total) if total else 1.0
+    checked = 0
+    profiles = {}
+    for name in CHANNELS:
+        snapshot = channels[name]
+        parts = []
+        for part, display in zip(snapshot.parts, snapshot.display, strict=True):
+            limit = max(HEAD_BYTES, math.ceil(share * part.size))
+            whole = limit >= part.size
+            lines = storage.iter_lines(bucket, part.key, None if whole else limit)
+            parts.append(profile_csv(display, lines, complete=whole, part=len(snapshot.parts) > 1))
+            checked += min(limit, part.size)
+        profiles[name] = merge_profiles(snapshot.source, parts)
+    num_features = check_drop(
+        profiles["train"], profiles["validation"], profiles["test"], hyperparameters
+    )
+    record: dict[str, Any] = {"checked_bytes": checked, "total_bytes": total}
+    if checked < total:
+        record["note"] = (
+            f"checked every part's first {HEAD_BYTES // 1024} KiB and {checked / 2**20:,.0f} of "
+            f"{total / 2**20:,.0f} MiB in all, within the byte budget of one invocation; the "
+            "training job reads the rest, and a fault there fails it with its reason"
+        )
+    return num_features, record
 
 
 def _json_object(
-    settings: Settings, present: dict[str, storage.StoredObject], name: str
+    settings: Settings, present: Mapping[str, storage.StoredObject], name: str
 ) -> dict[str, Any] | None:
     """An optional JSON file of the drop, which must hold one object."""
     stored = present.get(name)
@@ -145,16 +268,51 @@ _EXAMPLES = {HYPERPARAMETERS_FILE: '{"max_depth": 5}', PIPELINE_FILE: '{"gate": 
 _PROBABILITIES = {"binary:logistic", "multi:softprob"}
 
 
+# pipeline.json's settings besides the gate: per-model instance counts of the jobs.
+INSTANCE_COUNT_SETTINGS = {
+    "training_instance_count": "training",
+    "transform_instance_count": "transform",
+}
+MAX_INSTANCE_COUNT = 100
+
+
+def instance_counts(settings: Settings, pipeline: dict[str, Any] | None) -> dict[str, int]:
+    """Instances asked for each job: pipeline.json's, else the stack's parameters."""
+    counts = {
+        "training": settings.training_instance_count,
+        "transform": settings.transform_instance_count,
+    }
+    for setting, job in INSTANCE_COUNT_SETTINGS.items():
+        if pipeline and setting in pipeline:
+            value = pipeline[setting]
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not (1 <= value <= MAX_INSTANCE_COUNT)
+            ):
+                raise DropRejected(
+                    f"{PIPELINE_FILE}: {setting} must be a whole number from 1 to "
+                    f"{MAX_INSTANCE_COUNT}, not {value!r}"
+                )
+            counts[job] = value
+    return counts
+
+
 def gate_bars(
     pipeline: dict[str, Any] | None, hyperparameters: ResolvedHyperparameters
 ) -> dict[str, float]:
     """pipeline.json's bars, one per metric the model is scored on."""
     if not pipeline:
         return {}
-    problem = hyperparameters.problem
-    unknown = sorted(set(pipeline) - {"gate"})
+    known = {"gate", *INSTANCE_COUNT_SETTINGS}
+    unknown = sorted(set(pipeline) - known)
     if unknown:
-        raise DropRejected(f"{PIPELINE_FILE} has unknown settings {unknown}; it may set only gate")
+        raise DropRejected(
+            f"{PIPELINE_FILE} has unknown settings {unknown}; it may set {', '.join(sorted(known))}"
+        )
+    if "gate" not in pipeline:
+        return {}
+    problem = hyperparameters.problem
     bars = pipeline["gate"]
     allowed = METRICS_OF[problem]
     if not isinstance(bars, dict):
@@ -181,9 +339,17 @@ def gate_bars(
     return checked
 
 
-def _snapshot(bucket: str, source: storage.StoredObject, target_key: str) -> None:
+def _snapshot(bucket: str, source: storage.StoredObject, target_key: str, shown: str) -> None:
     try:
-        storage.snapshot(bucket, source, target_key)
+        if source.key.endswith(GZIP_SUFFIX):
+            storage.snapshot_decompressed(bucket, source, target_key)
+        else:
+            storage.snapshot(bucket, source, target_key)
+    except storage.NotGzip as error:
+        raise DropRejected(
+            f"{shown} is named .gz but does not decompress ({error}); upload it gzip-compressed, "
+            "or as plain CSV without the .gz"
+        ) from error
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in {
             "NoSuchKey",

@@ -15,26 +15,36 @@ from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
 from pipeline_common.runs import RunsTable, Stage, Status
 from pipeline_common.sagemaker_calls import create, is_transient
-from pipeline_common.sagemaker_requests import model_request, transform_job_request
+from pipeline_common.sagemaker_requests import (
+    ChannelInput,
+    model_request,
+    transform_job_request,
+)
 
 
-def _live_test_set(runs: RunsTable, ref: RunRef, run: Mapping[str, Any]) -> RunRef | None:
+def _live_test_set(
+    runs: RunsTable, ref: RunRef, run: Mapping[str, Any]
+) -> tuple[RunRef, ChannelInput] | None:
     """The live run whose test set the new model is also scored on, when it takes the same rows.
 
     A retry keeps the choice its run recorded, whatever is live by then.
     """
     if run["stage"] == Stage.TRANSFORMING:
         recorded = run.get("live_test_set")
-        return RunRef(ref.model, str(recorded["run_id"])) if recorded else None
-    live = (runs.model(ref.model) or {}).get("live") or {}
-    comparable = (
-        live
-        and live["run_id"] != ref.run_id
-        and live.get("num_features") == run.get("num_features")
-        and live.get("problem") == run.get("problem")
-        and live.get("num_class") == run.get("num_class")
-    )
-    return RunRef(ref.model, str(live["run_id"])) if comparable else None
+        champion = RunRef(ref.model, str(recorded["run_id"])) if recorded else None
+    else:
+        live = (runs.model(ref.model) or {}).get("live") or {}
+        comparable = (
+            live
+            and live["run_id"] != ref.run_id
+            and live.get("num_features") == run.get("num_features")
+            and live.get("problem") == run.get("problem")
+            and live.get("num_class") == run.get("num_class")
+        )
+        champion = RunRef(ref.model, str(live["run_id"])) if comparable else None
+    if champion is None:
+        return None
+    return champion, ChannelInput.of(runs.get(champion) or {}, champion, "test")
 
 
 def on_training_job_change(settings: Settings, detail: Mapping[str, Any]) -> Outcome:
@@ -53,10 +63,10 @@ def on_training_job_change(settings: Settings, detail: Mapping[str, Any]) -> Out
         model_data_url=described["ModelArtifacts"]["S3ModelArtifacts"],
     )
     live_test_set = _live_test_set(runs, ref, job.run)
-    transform = transform_job_request(settings, ref)
+    transform = transform_job_request(settings, ref, job.run)
     transforms = [transform]
     if live_test_set:
-        transforms.append(transform_job_request(settings, ref, live_test_set))
+        transforms.append(transform_job_request(settings, ref, job.run, live_test_set))
     training_metrics = {
         m["MetricName"]: float(m["Value"]) for m in described.get("FinalMetricDataList", [])
     }
@@ -72,7 +82,7 @@ def on_training_job_change(settings: Settings, detail: Mapping[str, Any]) -> Out
             "transform_job": transform["TransformJobName"],
             "training_metrics": training_metrics,
             "live_test_set": {
-                "run_id": live_test_set.run_id,
+                "run_id": live_test_set[0].run_id,
                 "transform_job": transforms[-1]["TransformJobName"],
             }
             if live_test_set

@@ -2,13 +2,15 @@
 
 The built-in algorithm reads CSV with the label in the first column, no header and commas between
 fields; it fails late and cryptically (or, worse, trains on garbage) when a file breaks that.
-`profile_csv` streams one file in a single pass; `check_drop` compares the three files and checks
-the labels against the objective.
+`profile_csv` streams one file (or the first bytes of one) in a single pass, `merge_profiles`
+sums a channel's parts, and `check_drop` compares the three channels and checks the labels
+against the objective. A profile of part of the data is `complete=False`: what it found is a
+fault, but a label missing from it may still come later, so those checks wait for the job.
 """
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -29,6 +31,7 @@ class CsvProfile:
     label_max: float
     labels_integral: bool
     distinct_labels: frozenset[float] | None  # None when there are more than MAX_DISTINCT_LABELS
+    complete: bool = True  # False: only the first bytes were read
 
 
 MAX_DISTINCT_LABELS = 1000
@@ -40,11 +43,14 @@ _AUC_METRICS = frozenset({"auc", "aucpr"})
 _NEEDS_CAREFUL_PARSE = re.compile(rb"[_nN]")
 
 
-def profile_csv(name: str, lines: Iterable[bytes]) -> CsvProfile:
+def profile_csv(
+    name: str, lines: Iterable[bytes], *, complete: bool = True, part: bool = False
+) -> CsvProfile:
     """Validate one CSV file line by line and summarise it; raise DropRejected on the first fault.
 
     `lines` may keep or drop their line endings (`\\n` or `\\r\\n`), as botocore's `iter_lines`
-    does. Blank lines are allowed only at the end.
+    does. Blank lines are allowed only at the end. A `part` may be empty (Spark writes empty
+    partitions); its channel as a whole may not (see `merge_profiles`).
     """
     rows = columns = 0
     label_min, label_max = math.inf, -math.inf
@@ -84,8 +90,8 @@ def profile_csv(name: str, lines: Iterable[bytes]) -> CsvProfile:
             distinct.add(label)
             if len(distinct) > MAX_DISTINCT_LABELS:
                 distinct = None
-    if rows == 0:
-        raise DropRejected(f"{name} is empty; it needs rows of label,feature,... values.")
+    if rows == 0 and not part:
+        raise _empty(name)
     return CsvProfile(
         name=name,
         rows=rows,
@@ -94,6 +100,43 @@ def profile_csv(name: str, lines: Iterable[bytes]) -> CsvProfile:
         label_max=label_max,
         labels_integral=labels_integral,
         distinct_labels=None if distinct is None else frozenset(distinct),
+        complete=complete,
+    )
+
+
+def _empty(name: str) -> DropRejected:
+    return DropRejected(f"{name} is empty; it needs rows of label,feature,... values.")
+
+
+def merge_profiles(name: str, parts: Sequence[CsvProfile]) -> CsvProfile:
+    """One profile of a channel's parts, which must all have the same columns."""
+    rows = [part for part in parts if part.rows]
+    if not rows:
+        raise _empty(name)
+    first = rows[0]
+    for part in rows[1:]:
+        if part.columns != first.columns:
+            raise DropRejected(
+                f"{part.name} has {part.columns} columns but {first.name} has {first.columns}; "
+                "every part needs the label first and then the same features in the same order."
+            )
+    distinct: set[float] | None = set()
+    for part in rows:
+        if distinct is None or part.distinct_labels is None:
+            distinct = None
+        else:
+            distinct |= part.distinct_labels
+    if distinct is not None and len(distinct) > MAX_DISTINCT_LABELS:
+        distinct = None
+    return CsvProfile(
+        name=name,
+        rows=sum(part.rows for part in rows),
+        columns=first.columns,
+        label_min=min(part.label_min for part in rows),
+        label_max=max(part.label_max for part in rows),
+        labels_integral=all(part.labels_integral for part in rows),
+        distinct_labels=None if distinct is None else frozenset(distinct),
+        complete=all(part.complete for part in parts),
     )
 
 
@@ -313,7 +356,12 @@ def _check_regression_labels(profile: CsvProfile, objective: str) -> None:
 
 
 def _require_both_classes(profile: CsvProfile, why: str) -> None:
-    if profile.distinct_labels is not None and len(profile.distinct_labels) < 2:
+    # Data read only in part may hold the other class further on (a file sorted by label).
+    if (
+        profile.complete
+        and profile.distinct_labels is not None
+        and len(profile.distinct_labels) < 2
+    ):
         (only,) = profile.distinct_labels
         raise DropRejected(
             f"{profile.name} holds only label {only:g} rows, but {why}; include rows of label 0 "
