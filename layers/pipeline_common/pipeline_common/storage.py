@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import gzip
+import io
 import json
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -53,6 +55,11 @@ def head(bucket: str, key: str) -> StoredObject | None:
     )
 
 
+def _quoted(etag: str) -> str:
+    """An ETag as HTTP's If-Match compares it (the managed copy checks it with HeadObject)."""
+    return f'"{etag}"'
+
+
 def snapshot(bucket: str, source: StoredObject, target_key: str) -> None:
     """Copy the exact version that was seen, so a later upload cannot change a running job."""
     copy_source: dict[str, str] = {"Bucket": bucket, "Key": source.key}
@@ -61,7 +68,7 @@ def snapshot(bucket: str, source: StoredObject, target_key: str) -> None:
     if source.version_id:
         copy_source["VersionId"] = source.version_id
     else:
-        extra["CopySourceIfMatch"] = source.etag
+        extra["CopySourceIfMatch"] = _quoted(source.etag)
     # Managed copy: multipart for large files, which also passes CopyObject's 5 GB limit.
     clients.client("s3").copy(copy_source, bucket, target_key, ExtraArgs=extra)
 
@@ -78,6 +85,22 @@ def list_objects(bucket: str, prefix: str) -> list[StoredObject]:
     return found
 
 
+class _Unseekable(io.RawIOBase):
+    """A readable stream that says it cannot seek, so the managed upload reads it in order
+    (GzipFile claims to seek, by rewinding a source a download cannot rewind)."""
+
+    def __init__(self, source: gzip.GzipFile) -> None:
+        self._source = source
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self._source.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
 def snapshot_decompressed(bucket: str, source: StoredObject, target_key: str) -> None:
     """Copy a gzip object's exact version (by ETag) as plain text, streaming both ways.
 
@@ -85,13 +108,13 @@ def snapshot_decompressed(bucket: str, source: StoredObject, target_key: str) ->
     only in Pipe mode, which its CSV reader no longer takes).
     """
     client = clients.client("s3")
-    body = client.get_object(Bucket=bucket, Key=source.key, IfMatch=source.etag)["Body"]
+    body = client.get_object(Bucket=bucket, Key=source.key, IfMatch=_quoted(source.etag))["Body"]
+    plain = io.BufferedReader(_Unseekable(gzip.GzipFile(fileobj=body, mode="rb")), 1 << 20)
     try:
-        with gzip.GzipFile(fileobj=body, mode="rb") as plain:
-            client.upload_fileobj(
-                plain, bucket, target_key, ExtraArgs={"ContentType": "text/csv"}, Config=_UPLOAD
-            )
-    except (OSError, EOFError) as error:  # gzip.BadGzipFile is an OSError; a cut file, EOFError
+        client.upload_fileobj(
+            plain, bucket, target_key, ExtraArgs={"ContentType": "text/csv"}, Config=_UPLOAD
+        )
+    except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise NotGzip(str(error) or "the compressed data ends early") from error
     finally:
         body.close()

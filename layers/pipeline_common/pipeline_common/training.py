@@ -228,7 +228,9 @@ def _validate(
             limit = max(HEAD_BYTES, math.ceil(share * part.size))
             whole = limit >= part.size
             lines = storage.iter_lines(bucket, part.key, None if whole else limit)
-            parts.append(profile_csv(display, lines, complete=whole, part=len(snapshot.parts) > 1))
+            parts.append(
+                profile_csv(display, lines, complete=whole, part=snapshot.key.endswith("/"))
+            )
             checked += min(limit, part.size)
         profiles[name] = merge_profiles(snapshot.source, parts)
     num_features = check_drop(
