@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import resource
 import sys
 import time
 import traceback
@@ -51,6 +52,16 @@ def error_payload(
     }
 
 
+def report_line(context: LambdaContext, seconds: float) -> str:
+    """Lambda's REPORT log line. Max Memory Used is the environment's peak so far, as on Lambda
+    (a warm environment keeps its peak across invocations): here the process's peak RSS."""
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # KiB on Linux
+    return (
+        f"REPORT RequestId: {context.aws_request_id}\tDuration: {seconds * 1000:.2f} ms\t"
+        f"Memory Size: {context.memory_limit_in_mb} MB\tMax Memory Used: {peak_mb} MB"
+    )
+
+
 def load_handler(handler: str, code_dir: str, layer_dirs: list[str]) -> Callable[..., Any]:
     # Lambda's order: the function's code (/var/task), then its layers (/opt/python), then the
     # runtime; the worker script's own directory is not on the path.
@@ -66,6 +77,7 @@ def serve(handler: Callable[..., Any] | BaseException, requests: TextIO, respons
     for line in requests:
         request = json.loads(line)
         context = LambdaContext(**request["context"])
+        started = time.perf_counter()
         if isinstance(handler, BaseException):
             response = {
                 "error": error_payload(handler, context.aws_request_id, "Runtime.ImportModuleError")
@@ -77,6 +89,7 @@ def serve(handler: Callable[..., Any] | BaseException, requests: TextIO, respons
             except Exception as error:
                 traceback.print_exc()
                 response = {"error": error_payload(error, context.aws_request_id)}
+        print(report_line(context, time.perf_counter() - started), flush=True)
         sys.stdout.flush()
         sys.stderr.flush()
         responses.write(json.dumps(response) + "\n")
