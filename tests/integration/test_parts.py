@@ -237,6 +237,19 @@ BAD_LAYOUTS: dict[str, tuple[Any, str]] = {
 }
 
 
+def test_too_much_gzip_is_refused_before_any_work(
+    stack: Stack, lambda_context: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(training, "MAX_GZIP_BYTES", 100)
+    drop = parts_drop(abalone_like(60), {"train": 2, "validation": 1, "test": 1})
+
+    reason = _rejection(stack, lambda_context, drop)
+
+    assert "upload the parts uncompressed" in reason
+    listed = stack.s3.list_objects_v2(Bucket=BUCKET, Prefix="runs/")
+    assert "Contents" not in listed
+
+
 @pytest.mark.parametrize("case", BAD_LAYOUTS)
 def test_bad_layouts_are_rejected_with_the_part_named(
     stack: Stack, lambda_context: SimpleNamespace, case: str
