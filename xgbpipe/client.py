@@ -543,8 +543,29 @@ def download_run(stack: Stack, run: Mapping[str, Any], directory: Path) -> RunFi
         except StackError:
             return None
 
+    def fetch_joined(folder: str, target: Path) -> Path:
+        """Every `.out` of the transform (one per test file or part), in key order, as one file."""
+        listed = _aws(
+            f"cannot list s3://{stack.bucket}/{folder}",
+            lambda: (
+                s3.get_paginator("list_objects_v2")
+                .paginate(Bucket=stack.bucket, Prefix=folder)
+                .build_full_result()
+            ),
+        )
+        keys = [item["Key"] for item in listed.get("Contents", [])]
+        if not keys:
+            raise StackError(f"s3://{stack.bucket}/{folder} holds no batch transform output")
+        with target.open("wb") as joined:
+            for key in keys:
+                part = fetch(key, directory / "part.out")
+                data = part.read_bytes()
+                joined.write(data if data.endswith(b"\n") or not data else data + b"\n")
+            part.unlink()
+        return target
+
     return RunFiles(
-        joined_output=fetch(f"{prefix}/transform/test.csv.out", directory / "test.csv.out"),
+        joined_output=fetch_joined(f"{prefix}/transform/", directory / "test.csv.out"),
         model_file=extract_model(
             fetch(f"{prefix}/training/{job}/output/model.tar.gz", directory / "model.tar.gz"),
             directory,

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import gzip
 import json
+from pathlib import Path
 
 import pytest
 from sklearn.metrics import accuracy_score, roc_auc_score
 
 from tests.e2e.conftest import Stack
+from tests.e2e.test_client import xgbpipe
 
 pytestmark = pytest.mark.e2e
 
@@ -33,7 +35,7 @@ def gzip_parts(files: dict[str, str]) -> dict[str, bytes | str]:
 
 
 def test_gzip_parts_train_and_transform_on_two_instances_each(
-    stack: Stack, old_abalone_files: dict[str, str]
+    stack: Stack, old_abalone_files: dict[str, str], tmp_path: Path
 ) -> None:
     # Given a binary drop in gzip parts that asks for two instances per job
     stack.drop(MODEL, gzip_parts(old_abalone_files))
@@ -81,6 +83,10 @@ def test_gzip_parts_train_and_transform_on_two_instances_each(
     assert run["metrics"]["accuracy"] == pytest.approx(
         accuracy_score(labels, [s > 0.5 for s in scores]), abs=1e-12
     )
+    # And the client's report reads the three outputs as one
+    reported = xgbpipe(stack, "report", run["run_id"], "--out", str(tmp_path))
+    assert reported.exit_code == 0, reported.output
+    assert (tmp_path / "report.png").stat().st_size > 0
 
 
 def host_files(stack: Stack, group: str, job: str) -> dict[str, dict[str, list[str]]]:
