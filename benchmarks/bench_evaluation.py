@@ -6,7 +6,9 @@ feeds it from S3, so the figure is the evaluator's own cost. Every run of either
 process of its own: its peak RSS is its own, interpreter and imports included (pandas and
 scikit-learn take their share). Timings cover the evaluation only, not starting the child. Both
 methods must agree on every metric to 1e-9, relative or absolute (`math.isclose`), or the module
-raises.
+raises, except AUC past `EXACT_AUC_SCORES` distinct scores, which must be within the
+`auc_error_bound` the evaluator reports. The binary cases: probabilities to 6 digits (many ties),
+then every score distinct (12 digits), over 1M and 4M rows, whose peak memory should be the same.
 """
 
 from __future__ import annotations
@@ -30,6 +32,12 @@ ROWS = tuple(
     int(size) for size in os.environ.get("BENCH_EVALUATION_ROWS", "1000000,10000000").split(",")
 )
 BINARY_ROWS = int(os.environ.get("BENCH_EVALUATION_BINARY_ROWS", "1000000"))  # 0 skips it
+# Binary outputs whose scores are all distinct: AUC in bounded memory ("" skips them).
+DISTINCT_ROWS = tuple(
+    int(size)
+    for size in os.environ.get("BENCH_EVALUATION_DISTINCT_ROWS", "1000000,4000000").split(",")
+    if size
+)
 RUNS = int(os.environ.get("BENCH_EVALUATION_RUNS", "3"))
 # One streaming pass takes about 25 s over 10M rows and 6 s over 1M binary rows on a 2-core
 # machine: regression files above LARGE_ROWS and the binary file run LARGE_RUNS times (fewer to
@@ -46,6 +54,9 @@ AGES = (1_000, 30_000, 1_000, ".6g")  # labels like abalone rings, with three de
 ESTIMATES = (-100_000, 450_000, 10_000, ".6g")  # predicted ages, to within about two years
 CLASSES = (0, 2, 1, ".0f")
 PROBABILITIES = (1, 1_000_000, 1_000_000, ".6g")
+# A distinct probability's text: its first 6 decimals, then 6 more at random.
+LEADING_DIGITS = (0, 1_000_000, 1_000_000, ".6f")
+TRAILING_DIGITS = (0, 1_000_000, 1, "06.0f")
 MEASURES = (1, 10_000, 10_000, ".4g")  # features in (0, 1), as abalone's lengths and weights
 
 STREAM_CHILD = """
@@ -111,8 +122,9 @@ def _write_rows(out: BinaryIO, columns: Sequence[np.ndarray]) -> None:
     out.write(text[text != 0].tobytes())
 
 
-def _write_output(path: Path, problem: str, rows: int) -> None:
-    """A joined output file: label, features, prediction, as a transform job writes them."""
+def _write_output(path: Path, problem: str, rows: int, distinct: bool = False) -> None:
+    """A joined output file: label, features, prediction, as a transform job writes them;
+    `distinct`: binary scores with 12 decimals, nearly all of them distinct."""
     rng = np.random.default_rng(SEED)
     with path.open("wb") as out:
         for start in range(0, rows, CHUNK_ROWS):
@@ -128,8 +140,15 @@ def _write_output(path: Path, problem: str, rows: int) -> None:
                 positive = rng.random(count) < 0.3
                 label = _column(positive.astype(np.int64), CLASSES)
                 margin = np.where(positive, 1.0, -1.0) + rng.normal(0, 1.5, count)
-                probability = np.rint(1_000_000 / (1 + np.exp(-margin)))
-                prediction = _column(probability.astype(np.int64), PROBABILITIES)
+                if distinct:
+                    leading = np.floor(1_000_000 / (1 + np.exp(-margin))).astype(np.int64)
+                    trailing = rng.integers(0, 1_000_000, count)
+                    prediction = np.char.add(
+                        _column(leading, LEADING_DIGITS), _column(trailing, TRAILING_DIGITS)
+                    )
+                else:
+                    probability = np.rint(1_000_000 / (1 + np.exp(-margin)))
+                    prediction = _column(probability.astype(np.int64), PROBABILITIES)
             features = _column(rng.integers(MEASURES[0], MEASURES[1], (FEATURES, count)), MEASURES)
             _write_rows(out, [label, *features, prediction])
 
@@ -142,24 +161,35 @@ def _run(code: str, *args: str) -> tuple[float, dict[str, float], float]:
 
 
 def _check(case: str, streamed: dict[str, float], expected: dict[str, float]) -> None:
+    """Every metric within TOLERANCE of scikit-learn's; AUC, once binned, within its bound."""
+    streamed = dict(streamed)
+    bound = streamed.pop("auc_error_bound", 0.0)
     agree = streamed.keys() == expected.keys() and all(
-        math.isclose(streamed[key], expected[key], rel_tol=TOLERANCE, abs_tol=TOLERANCE)
+        math.isclose(
+            streamed[key],
+            expected[key],
+            rel_tol=TOLERANCE,
+            abs_tol=max(TOLERANCE, bound if key == "auc" else 0.0),
+        )
         for key in streamed
     )
     if not agree:
         raise RuntimeError(
             f"{case}: the streaming evaluator's metrics {streamed} differ from scikit-learn's "
-            f"{expected} by more than {TOLERANCE:g} (relative or absolute)"
+            f"{expected} by more than {TOLERANCE:g} (relative or absolute; AUC's bound {bound:g})"
         )
 
 
-def _compare(path: Path, problem: str, rows: int, runs: int) -> list[Measurement]:
-    case = f"{rows:,} rows {problem}"
+def _compare(
+    path: Path, problem: str, rows: int, runs: int, distinct: bool = False
+) -> list[Measurement]:
+    case = f"{rows:,} rows {problem}" + (", all scores distinct" if distinct else "")
     objective = "binary:logistic" if problem == "binary" else ""
     baseline: list[float] = []
     streamed: list[float] = []
     baseline_peaks: list[float] = []
     streamed_peaks: list[float] = []
+    auc = ""
     # Alternating the two spreads any drift in the machine's load over both.
     for _ in range(runs):
         seconds, expected, peak = _run(PANDAS_CHILD, str(path), problem)
@@ -169,6 +199,11 @@ def _compare(path: Path, problem: str, rows: int, runs: int) -> list[Measurement
         streamed.append(seconds * 1000)
         streamed_peaks.append(peak)
         _check(case, metrics, expected)
+        if metrics.get("auc_error_bound"):
+            auc = (
+                f"; AUC binned: off by {abs(metrics['auc'] - expected['auc']):.1e}, "
+                f"bound {metrics['auc_error_bound']:.1e}"
+            )
     reduced = f"; {runs} of {RUNS} runs, for the time budget" if runs < RUNS else ""
     pandas = measure(
         NAME,
@@ -184,7 +219,7 @@ def _compare(path: Path, problem: str, rows: int, runs: int) -> list[Measurement
         NAME,
         f"streaming evaluate_joined_output, {case}",
         streamed,
-        f"peak memory x{memory:.3f}; metrics equal to {TOLERANCE:g} (rel or abs){reduced}",
+        f"peak memory x{memory:.3f}; metrics equal to {TOLERANCE:g} (rel or abs){auc}{reduced}",
         baseline=pandas,
         throughput=rows / statistics.median(streamed) * 1000,
         throughput_unit="rows/s",
@@ -194,14 +229,17 @@ def _compare(path: Path, problem: str, rows: int, runs: int) -> list[Measurement
 
 
 def run() -> list[Measurement]:
-    cases = [("regression", rows, RUNS if rows <= LARGE_ROWS else LARGE_RUNS) for rows in ROWS]
+    cases = [
+        ("regression", rows, RUNS if rows <= LARGE_ROWS else LARGE_RUNS, False) for rows in ROWS
+    ]
     if BINARY_ROWS:
-        cases.append(("binary", BINARY_ROWS, LARGE_RUNS))
+        cases.append(("binary", BINARY_ROWS, LARGE_RUNS, False))
+    cases += [("binary", rows, LARGE_RUNS, True) for rows in DISTINCT_ROWS]
     measurements: list[Measurement] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for problem, rows, runs in cases:
+        for problem, rows, runs, distinct in cases:
             path = Path(tmp) / f"{problem}-{rows}.csv.out"
-            _write_output(path, problem, rows)
-            measurements += _compare(path, problem, rows, runs)
+            _write_output(path, problem, rows, distinct)
+            measurements += _compare(path, problem, rows, runs, distinct)
             path.unlink()  # the 10M-row file is most of a gigabyte
     return measurements

@@ -1,12 +1,15 @@
 """Metrics from batch transform joined output, checked against scikit-learn."""
 
-from collections.abc import Iterable
+import random
+import tracemalloc
+from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from pipeline_common import metrics
 from pipeline_common.metrics import (
     HIGHER_IS_BETTER,
     PRIMARY_METRIC,
@@ -140,6 +143,7 @@ def test_binary_probability_metrics_match_scikit_learn(seed: int, rows: int) -> 
             {
                 "rows": rows,
                 "auc": roc_auc_score(labels, probabilities),
+                "auc_error_bound": 0.0,  # exact
                 "accuracy": accuracy_score(labels, probabilities > 0.5),
                 "logloss": log_loss(labels, probabilities),
             },
@@ -162,6 +166,7 @@ def test_binary_margins_threshold_at_zero_without_logloss(objective: str | None)
         {
             "rows": 500,
             "auc": roc_auc_score(labels, margins),
+            "auc_error_bound": 0.0,
             "accuracy": accuracy_score(labels, margins > 0),
         },
     )
@@ -180,6 +185,7 @@ def test_binary_hinge_classes_have_no_logloss() -> None:
         {
             "rows": 5,
             "auc": roc_auc_score(labels, classes),
+            "auc_error_bound": 0.0,
             "accuracy": accuracy_score(labels, classes),
         },
     )
@@ -363,3 +369,124 @@ def test_a_bad_label_deep_in_a_long_binary_output_is_named_by_its_line() -> None
 
     with pytest.raises(EvaluationError, match="Line 12346: the label 2 is not 0 or 1"):
         evaluate_joined_output(lines, ProblemType.BINARY, 1 + FEATURES)
+
+
+def auc_lines(labels: Iterable[Any], scores: Iterable[Any], form: str = "{!r}") -> list[bytes]:
+    """Joined output with no features: label, score."""
+    pairs = zip(labels, scores, strict=True)
+    return [f"{int(y)},{form.format(float(s))}\n".encode() for y, s in pairs]
+
+
+def binary_auc(lines: Iterable[bytes], **options: Any) -> tuple[float, float]:
+    metrics = evaluate_joined_output(lines, ProblemType.BINARY, 1, **options)
+    return metrics["auc"], metrics["auc_error_bound"]
+
+
+@pytest.mark.parametrize(("limit", "rows", "at_most"), [(64, 5_000, 0.03), (1024, 30_000, 2e-3)])
+@pytest.mark.parametrize("kind", ["probability", "margin", "margin line by line"])
+def test_auc_past_the_distinct_score_limit_is_within_its_small_bound(
+    monkeypatch: pytest.MonkeyPatch, limit: int, rows: int, at_most: float, kind: str
+) -> None:
+    # Given more distinct scores than the limit, spread smoothly (about 1 / limit apart)
+    monkeypatch.setattr(metrics, "EXACT_AUC_SCORES", limit)
+    rng = np.random.default_rng(limit)
+    labels = rng.integers(0, 2, rows)
+    margins = labels * 1.5 - 0.75 + rng.normal(0, 1, rows)
+    scores = 1 / (1 + np.exp(-margins)) if kind == "probability" else margins
+    # A bracketed prediction ([0.3]) takes every line of its chunk through the line-by-line path
+    lines = auc_lines(labels, scores, "[{!r}]" if "line by line" in kind else "{!r}")
+
+    auc, bound = binary_auc(lines)
+
+    # Then AUC is off by no more than the bound reported, which is about 1 / limit
+    assert 0 < bound < at_most
+    assert abs(auc - roc_auc_score(labels, scores)) <= bound
+
+
+def test_ties_counted_before_and_after_the_switch_to_bins_stay_ties(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Given positives scored 0.5 in the first chunk, still exact; then 200 distinct negative
+    # scores below 0.25 that switch the count to bins; then negatives also scored 0.5
+    monkeypatch.setattr(metrics, "EXACT_AUC_SCORES", 64)
+    chunk = metrics._CHUNK_LINES
+    labels = [1] * chunk + [0] * chunk + [0] * chunk + [1] * 10
+    scores = (
+        [0.5] * chunk
+        + [0.01 + 0.2 * (i % 200) / 200 for i in range(chunk)]
+        + [0.5] * chunk
+        + [0.875] * 10
+    )
+
+    auc, bound = binary_auc(auc_lines(labels, scores))
+
+    # Then the scores 0.5 tie across the switch, and bins of one class cost nothing: AUC is exact,
+    # and the bound is the tie's own pairs, which the bins cannot tell from a tie
+    positives, negatives = chunk + 10, 2 * chunk
+    assert auc == pytest.approx(roc_auc_score(labels, scores), rel=0, abs=1e-15)
+    assert bound == chunk * chunk / (2 * positives * negatives)
+
+
+MARGINS = [-1e300, -5.0, -1.0, -1e-300, -5e-324, -0.0, 0.0, 5e-324, 1e-300, 0.5, 1.0, 3.0, 1e300]
+
+
+@pytest.mark.parametrize("limit", [len(MARGINS) - 1, 8, 2])  # -0.0 and 0.0 are one score
+def test_margins_order_by_value_across_signs_and_zeros(
+    monkeypatch: pytest.MonkeyPatch, limit: int
+) -> None:
+    # Given binary:logitraw margins of every sign and size, -0.0 and +0.0 among them
+    monkeypatch.setattr(metrics, "EXACT_AUC_SCORES", limit)
+    rng = random.Random(limit)
+    labels = [int(rng.random() < 0.4) for _ in range(3_000)] + [1, 0, 1, 0]
+    scores = [rng.choice(MARGINS) for _ in range(3_000)] + [0.0, -0.0, -1e-300, 5e-324]
+
+    auc, bound = binary_auc(auc_lines(labels, scores), objective="binary:logitraw")
+
+    # Then AUC is scikit-learn's while exact, and within the bound once binned
+    expected = roc_auc_score(labels, scores)
+    if limit == len(MARGINS) - 1:
+        assert (auc, bound) == (pytest.approx(expected, rel=0, abs=1e-15), 0.0)
+    else:
+        assert abs(auc - expected) <= bound < 0.5
+
+
+def test_minus_zero_ties_with_zero() -> None:
+    # Positive -0.0 against negative 0.0 is a tie (half), as in scikit-learn
+    labels, scores = [0, 1, 0, 1], [0.0, -0.0, -1.0, 1.0]
+
+    assert (
+        binary_auc(auc_lines(labels, scores))
+        == (0.875, 0.0)
+        == (
+            roc_auc_score(labels, scores),
+            0.0,
+        )
+    )
+
+
+def score_lines(rows: int, seed: int) -> Iterator[bytes]:
+    """Joined output made as it is read, every score distinct: nothing held but the scorer's."""
+    rng = random.Random(seed)
+    for _ in range(rows):
+        positive = rng.random() < 0.3
+        yield f"{int(positive)},{rng.random() * 0.7 + 0.3 * positive!r}\n".encode()
+
+
+def peak_bytes(rows: int) -> int:
+    tracemalloc.start()
+    try:
+        binary_auc(score_lines(rows, seed=rows))
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_memory_stays_flat_past_the_distinct_score_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Given a limit of 256 distinct scores, and 4 times as many rows, all distinct, in one run
+    # as in another (exact counts of every score would take about 3 MB more)
+    monkeypatch.setattr(metrics, "EXACT_AUC_SCORES", 256)
+
+    small, large = peak_bytes(10_000), peak_bytes(40_000)
+
+    # Then the peak is one chunk's lines and counts either way
+    assert large < small + 1_000_000

@@ -1,6 +1,7 @@
 """Property-based tests of the two parsers that meet users' bytes: the drop's CSV validator and
 the prediction API's request parser. Whatever they are given, they either accept it exactly or
-refuse it with their own error naming the place; nothing else may escape."""
+refuse it with their own error naming the place; nothing else may escape. And of the evaluator's
+AUC, whatever the scores: exact, or within the error bound it reports."""
 
 from __future__ import annotations
 
@@ -9,12 +10,15 @@ import json
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pipeline_common import metrics
 from pipeline_common.predictions import (
     PredictionRequest,
     PredictionRequestError,
     parse_request,
 )
+from pipeline_common.problem import ProblemType
 from pipeline_common.validation import CsvProfile, DropRejected, profile_csv
+from sklearn.metrics import roc_auc_score
 
 # The same examples on every run, so CI never fails on a draw no one can replay; new draws come
 # from changing the strategies.
@@ -107,3 +111,33 @@ def test_any_body_is_parsed_or_refused_with_a_message(
     except PredictionRequestError as error:
         outcome = error
     assert isinstance(outcome, PredictionRequest) or str(outcome)
+
+
+@EXAMPLES
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.floats(allow_nan=False, allow_infinity=False)),
+        min_size=1,
+        max_size=60,
+    ),
+    st.integers(min_value=2, max_value=40),
+)
+def test_auc_is_exact_within_the_limit_and_within_its_bound_past_it(
+    rows: list[tuple[bool, float]], limit: int
+) -> None:
+    # Scores of any sign and size (margins), -0.0, subnormals and ties, with both classes
+    rows = [(False, rows[0][1]), (True, rows[-1][1]), *rows]
+    labels, scores = [y for y, _ in rows], [s for _, s in rows]
+    lines = [f"{int(y)},{s!r}".encode() for y, s in rows]
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(metrics, "EXACT_AUC_SCORES", limit)
+        result = metrics.evaluate_joined_output(lines, ProblemType.BINARY, 1)
+
+    # scikit-learn's trapezoids in floats may differ in the last bits from the exact fraction
+    expected = roc_auc_score(labels, scores)
+    if len(set(scores)) <= limit:
+        assert result["auc_error_bound"] == 0.0
+        assert result["auc"] == pytest.approx(expected, rel=0, abs=1e-12)
+    else:
+        assert abs(result["auc"] - expected) <= result["auc_error_bound"] + 1e-12

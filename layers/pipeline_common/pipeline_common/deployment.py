@@ -12,7 +12,7 @@ from pipeline_common import clients, storage
 from pipeline_common.config import Settings
 from pipeline_common.gate import GateDecision, decide, missed_bar
 from pipeline_common.lifecycle import completed_job, conclude
-from pipeline_common.metrics import PRIMARY_METRIC, EvaluationError, evaluate_joined_output
+from pipeline_common.metrics import PRIMARY_METRIC, EvaluationError, evaluate_outputs
 from pipeline_common.naming import ON_LIVE_TEST_SET, RunRef, endpoint_name, job_name
 from pipeline_common.observability import logger
 from pipeline_common.outcome import Outcome
@@ -193,8 +193,11 @@ def _score(
     """The metrics of one of the run's batch transforms: every `.out` part, one streaming pass."""
     bucket = settings.data_bucket
     outputs = storage.list_objects(bucket, transform_output_prefix(ref, on_live_test_set))
-    return evaluate_joined_output(
-        (line for output in outputs for line in storage.iter_lines(bucket, output.key)),
+    return evaluate_outputs(
+        (
+            (output.key.rpartition("/")[2], storage.iter_lines(bucket, output.key))
+            for output in outputs
+        ),
         ProblemType(run["problem"]),
         input_width=int(run["num_features"]) + 1,
         num_class=run.get("num_class"),

@@ -5,15 +5,32 @@ prediction: one value, or for multi:softprob one probability per class, which th
 write as `[0.1, 0.2, 0.7]`. The definitions match scikit-learn's (`mean_squared_error`,
 `mean_absolute_error`, `r2_score`, `roc_auc_score`, `accuracy_score`, `log_loss`), without numpy,
 which the Lambda layer does not carry.
+
+Memory stays flat however many rows there are: every metric is a running sum, except AUC, which
+needs the scores' order. AUC counts the positives and negatives per distinct score and is exact
+(ties counted half, as scikit-learn's) while the test set has at most `EXACT_AUC_SCORES` distinct
+scores. Past that, neighbouring scores are merged into bins, and the pairs of a positive and a
+negative within one bin count as ties: `auc` is then within `auc_error_bound` of the exact AUC.
+That bound, the sum over bins of positives * negatives / (2 * P * N), comes with every binary
+result (0.0 when exact), and is about 1 / EXACT_AUC_SCORES for a smooth spread of scores (9e-6
+over a million distinct probabilities); the actual error is typically far smaller. A bin is the
+scores whose IEEE 754 bits agree but for the lowest `shift` bits: an interval of scores, as narrow
+relative to the scores' size near 0 as near 1, for probabilities and margins of any sign and
+range alike. Whenever the bins outnumber the limit, `shift` grows by the fewest bits that bring
+them back within it, each bit halving the resolution; it never shrinks.
 """
 
 from __future__ import annotations
 
 import math
+import operator
 import sys
+from array import array
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from itertools import compress, repeat
 from types import MappingProxyType
 from typing import ClassVar, Protocol
 
@@ -50,6 +67,13 @@ _BRACKETS = b'[] "'
 # rows are.
 _CHUNK_LINES = 8192
 _CHUNK_BYTES = 4_000_000
+# AUC is exact while there are at most this many distinct scores; past it, scores are binned to
+# stay within it. At the limit the counts take 11 MB (distinct scores, 30% positive) to 28 MB
+# (both classes at every score, counts past 256), and 32 MB at most while bins merge
+# (tracemalloc, Python 3.12).
+EXACT_AUC_SCORES = 1 << 17
+# The bits of -0.0 read as a signed 64-bit integer; it ties with +0.0, whose bits are 0.
+_NEGATIVE_ZERO_BITS = -(1 << 63)
 
 
 def evaluate_joined_output(
@@ -66,6 +90,19 @@ def evaluate_joined_output(
     (binary:logitraw) or 0/1 classes (binary:hinge). Without it, predictions all within [0, 1]
     count as probabilities and any outside as margins.
     """
+    return evaluate_outputs([("", lines)], problem, input_width, num_class, objective=objective)
+
+
+def evaluate_outputs(
+    outputs: Iterable[tuple[str, Iterable[bytes]]],
+    problem: ProblemType,
+    input_width: int,
+    num_class: int | None = None,
+    *,
+    objective: str | None = None,
+) -> dict[str, float]:
+    """The metrics of several outputs (a transform's `.out` per part) scored as one test set;
+    a message names the output and its own line (each output given as (name, lines))."""
     scorer: _Scorer
     if problem is ProblemType.REGRESSION:
         scorer = _RegressionScorer()
@@ -74,6 +111,19 @@ def evaluate_joined_output(
     else:
         # int() also accepts the Decimal a DynamoDB record returns.
         scorer = _MulticlassScorer(None if num_class is None else int(num_class))
+    for name, lines in outputs:
+        try:
+            _score_lines(scorer, lines, input_width)
+        except EvaluationError as error:
+            if not name:
+                raise
+            raise EvaluationError(f"{name}: {error}") from None
+    if scorer.rows == 0:
+        raise EvaluationError("The batch transform output has no rows to evaluate.")
+    return scorer.result()
+
+
+def _score_lines(scorer: _Scorer, lines: Iterable[bytes], input_width: int) -> None:
     chunk: list[tuple[int, bytes]] = []
     size = 0
     for number, raw in enumerate(lines, start=1):
@@ -85,9 +135,6 @@ def evaluate_joined_output(
             _score_chunk(scorer, chunk, input_width)
             chunk, size = [], 0
     _score_chunk(scorer, chunk, input_width)
-    if scorer.rows == 0:
-        raise EvaluationError("The batch transform output has no rows to evaluate.")
-    return scorer.result()
 
 
 def _score_chunk(scorer: _Scorer, chunk: list[tuple[int, bytes]], input_width: int) -> None:
@@ -252,13 +299,38 @@ def _clipped_log(probability: float) -> float:
     return math.log(min(max(probability, LOG_LOSS_EPS), 1 - LOG_LOSS_EPS))
 
 
+def _score_bits(scores: list[float]) -> list[int]:
+    """Each score's IEEE 754 bits read as a signed 64-bit integer, -0.0 as +0.0's: the bits of
+    a score >= 0 increase with it, those of a negative score decrease as it rises."""
+    bits = memoryview(array("d", scores)).cast("B").cast("q").tolist()
+    if _NEGATIVE_ZERO_BITS in bits:
+        bits = [0 if b == _NEGATIVE_ZERO_BITS else b for b in bits]
+    return bits
+
+
+def _merged(bins: Counter[int], shift: int) -> Counter[int]:
+    """The counts of `bins` with each key shifted right by `shift` bits, neighbours added up.
+    `bins` is emptied on the way, freeing its numbers while the merged bins grow."""
+    merged: Counter[int] = Counter()
+    get = merged.get
+    while bins:
+        key, count = bins.popitem()
+        key >>= shift
+        merged[key] = get(key, 0) + count
+    return merged
+
+
 @dataclass
 class _BinaryScorer:
     bulk: ClassVar[bool] = True
     objective: str | None
     rows: int = 0
-    # Per distinct score, the count of [negatives, positives]: AUC with ties, exactly.
-    counts: dict[float, list[int]] = field(default_factory=dict)
+    # Rows per bin of scores, all of them and the positive ones, keyed by the bits of the score
+    # shifted right by `shift`. With shift 0 a bin is one distinct score and AUC is exact; past
+    # EXACT_AUC_SCORES bins, shift grows and neighbouring scores share a bin (module docstring).
+    scored: Counter[int] = field(default_factory=Counter)
+    positives: Counter[int] = field(default_factory=Counter)
+    shift: int = 0
     correct_at_half: int = 0
     correct_at_zero: int = 0
     log_loss: _Sum = field(default_factory=_Sum)
@@ -268,7 +340,7 @@ class _BinaryScorer:
         positive = _binary_label(number, label)
         score = _single(number, prediction)
         self.rows += 1
-        self.counts.setdefault(score, [0, 0])[positive] += 1
+        self._count([label], [score])
         self.correct_at_half += (score > 0.5) == positive
         self.correct_at_zero += (score > 0.0) == positive
         if 0.0 <= score <= 1.0:
@@ -280,8 +352,7 @@ class _BinaryScorer:
         if not set(labels) <= {0.0, 1.0}:
             return False  # line by line, to name the line with the bad label
         self.rows += len(labels)
-        for (score, label), count in Counter(zip(predictions, labels, strict=True)).items():
-            self.counts.setdefault(score, [0, 0])[int(label)] += count
+        self._count(labels, predictions)
         self.correct_at_half += sum(
             (score > 0.5) == (label == 1.0)
             for score, label in zip(predictions, labels, strict=True)
@@ -296,38 +367,80 @@ class _BinaryScorer:
         self.log_loss.add_all(losses)
         return True
 
+    def _count(self, labels: list[float], scores: list[float]) -> None:
+        """Count each score's row in its bin; labels are 0.0 or 1.0. Counter.update, compress
+        and map run in C: no Python code runs per row."""
+        keys = _score_bits(scores)
+        if self.shift:
+            keys = list(map(operator.rshift, keys, repeat(self.shift)))
+        self.scored.update(keys)
+        self.positives.update(compress(keys, labels))
+        if len(self.scored) > EXACT_AUC_SCORES:
+            self._coarsen()
+
+    def _coarsen(self) -> None:
+        """Merge neighbouring bins by the fewest more bits that bring them within the limit."""
+        # In order, each key starts a bin but those sharing their predecessor's. Two keys of one
+        # sign share a bin once shifted right by the bit length of their XOR (never if of two).
+        keys = sorted(self.scored)
+        split = bisect_left(keys, 0)
+        merging_at: Counter[int] = Counter()
+        for side in (keys[:split], keys[split:]):
+            merging_at.update(map(int.bit_length, map(operator.xor, side, side[1:])))
+        del keys, side
+        bins, more = len(self.scored), 0
+        while bins > EXACT_AUC_SCORES and self.shift + more < 64:
+            more += 1
+            bins -= merging_at[more]
+        self.shift += more
+        self.scored = _merged(self.scored, more)
+        self.positives = _merged(self.positives, more)
+
     def result(self) -> dict[str, float]:
         margins = self.objective == "binary:logitraw" or (
             self.objective is None and not self.all_probabilities
         )
         probabilities = self.objective in {None, "binary:logistic"} and self.all_probabilities
         correct = self.correct_at_zero if margins else self.correct_at_half
+        auc, auc_error_bound = self._auc()
         metrics: dict[str, float] = {
             "rows": self.rows,
-            "auc": self._auc(),
+            "auc": auc,
+            "auc_error_bound": auc_error_bound,
             "accuracy": correct / self.rows,
         }
         if probabilities:
             metrics["logloss"] = self.log_loss.value / self.rows
         return metrics
 
-    def _auc(self) -> float:
-        negatives = sum(n for n, _ in self.counts.values())
-        positives = self.rows - negatives
+    def _auc(self) -> tuple[float, float]:
+        """AUC, and how far at most from the exact AUC it is: 0.0 while a bin is one score."""
+        positives = self.positives.total()
+        negatives = self.rows - positives
         if negatives == 0 or positives == 0:
             only = "positive (1)" if negatives == 0 else "negative (0)"
             raise EvaluationError(
                 f"AUC is undefined: every test row is {only}; test.csv needs both classes."
             )
+        # The bins in the order of their scores: negative scores' bits fall as the score rises.
+        keys = sorted(self.scored)
+        below_zero = bisect_left(keys, 0)
+        ordered = keys[:below_zero][::-1] + keys[below_zero:]
+        del keys
         # Twice the area under the ROC curve, in integers: each positive beats the negatives
-        # scored below it and ties with those scored the same (counted half).
+        # scored below it and ties with those in its bin (counted half). Within a bin of several
+        # scores, each of its positive-negative pairs is off by at most a half.
         twice_area = 0
+        tied_pairs = 0
         negatives_below = 0
-        for score in sorted(self.counts):
-            n, p = self.counts[score]
+        for key in ordered:
+            p = self.positives.get(key, 0)
+            n = self.scored[key] - p
             twice_area += p * (2 * negatives_below + n)
+            tied_pairs += p * n
             negatives_below += n
-        return twice_area / (2 * positives * negatives)
+        pairs = positives * negatives
+        return twice_area / (2 * pairs), tied_pairs / (2 * pairs) if self.shift else 0.0
 
 
 @dataclass
