@@ -298,3 +298,24 @@ def test_a_test_set_sorted_by_label_is_not_refused_on_its_first_bytes(
     }
 
     assert start(stack, drop, lambda_context)["action"] == "training_started"
+
+
+def test_a_bad_line_is_named_by_its_output_and_its_own_line(
+    stack: Stack, lambda_context: SimpleNamespace
+) -> None:
+    drop = parts_drop(abalone_like(60), {"train": 2, "validation": 1, "test": 2}, gzipped=False)
+    run_id = start(stack, drop, lambda_context)["run_id"]
+    flow.training_changed("abalone", run_id, "Completed")
+    good = f"1,{','.join(['1'] * 8)},1\n"
+    for index, body in enumerate((good * 3, good + f"1,{','.join(['1'] * 8)},oops\n")):
+        stack.s3.put_object(
+            Bucket=BUCKET,
+            Key=f"runs/abalone/{run_id}/transform/part-{index:05d}.csv.out",
+            Body=body.encode(),
+        )
+
+    flow.transform_changed("abalone", run_id, "Completed")
+
+    run = stack.run("abalone", run_id)
+    assert run["status"] == "failed"
+    assert "part-00001.csv.out: Line 2: the prediction 'oops' is not a number" in run["reason"]
