@@ -105,7 +105,7 @@ deploy: build ## sam deploy --guided to your AWS account (CONFIG_ENV=prod for pr
 
 # The SAM CLI builds the functions whose size and cold start are measured; the SDK is not needed.
 # The two environments install side by side, as in CI.
-bench: ## benchmarks: the chain, predict path, local SageMaker, evaluation, Lambda cost
+bench: ## benchmarks: the chain, predict path, local SageMaker, evaluation, Lambda cost, a 1 GB drop
 	$(MAKE) -j2 venv $(SAM_VENV)/.stamp
 	$(PY) -m benchmarks
 

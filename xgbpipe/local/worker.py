@@ -52,13 +52,26 @@ def error_payload(
     }
 
 
+def peak_memory_mb() -> int:
+    """The process's peak resident memory: VmHWM on Linux. Not ru_maxrss, which Linux carries
+    over from the parent at exec: a worker forked from the local cloud would report its size."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) // 1024  # kB
+    except OSError:
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak // (1 << 20) if sys.platform == "darwin" else peak // 1024  # bytes / KiB
+
+
 def report_line(context: LambdaContext, seconds: float) -> str:
     """Lambda's REPORT log line. Max Memory Used is the environment's peak so far, as on Lambda
-    (a warm environment keeps its peak across invocations): here the process's peak RSS."""
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024  # KiB on Linux
+    (a warm environment keeps its peak across invocations)."""
     return (
         f"REPORT RequestId: {context.aws_request_id}\tDuration: {seconds * 1000:.2f} ms\t"
-        f"Memory Size: {context.memory_limit_in_mb} MB\tMax Memory Used: {peak_mb} MB"
+        f"Memory Size: {context.memory_limit_in_mb} MB\tMax Memory Used: {peak_memory_mb()} MB"
     )
 
 
