@@ -19,12 +19,11 @@ _CHUNK = 1 << 16
 # A decompressed part goes up in 8 MB pieces, two at a time: memory stays near 2 x 8 MB per
 # part whatever its size, and S3 allows 10,000 pieces (80 GB) per object.
 _UPLOAD = TransferConfig(
-    multipart_threshold=8 << 20,
-    multipart_chunksize=8 << 20,
-    max_concurrency=2,
-    # A stream that cannot seek is read ahead into memory, 10 chunks by default.
-    max_in_memory_upload_chunks=2,
+    multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2
 )
+# A stream that cannot seek is read ahead into memory, 10 chunks by default (s3transfer's
+# setting, which boto3's TransferConfig inherits but does not take as an argument).
+_UPLOAD.max_in_memory_upload_chunks = 2
 
 
 class NotGzip(ValueError):

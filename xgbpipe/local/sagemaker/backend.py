@@ -20,6 +20,7 @@ from xgbpipe.local.faults import FaultFile
 from xgbpipe.local.sagemaker import events, s3io, state
 from xgbpipe.local.sagemaker.bluegreen import Bake, traffic_steps, watch
 from xgbpipe.local.sagemaker.checks import check_image, check_transform_settings, check_variants
+from xgbpipe.local.sagemaker.distributed import run_distributed_training
 from xgbpipe.local.sagemaker.errors import (
     RuntimeServiceError,
     resource_in_use,
@@ -40,7 +41,12 @@ logger = logging.getLogger(__name__)
 # The account-level quota on training instances in use at once (AWS's default for small types).
 TRAINING_INSTANCE_QUOTA = 20
 # What a worker process imports before it is handed a job.
-WORKER_MODULES = (run_training_job.__module__, run_transform_job.__module__, "sklearn.metrics")
+WORKER_MODULES = (
+    run_training_job.__module__,
+    run_distributed_training.__module__,
+    run_transform_job.__module__,
+    "sklearn.metrics",
+)
 DEFAULT_MAX_RUNTIME_SECONDS = 86400
 
 _TRAINING_MESSAGES = {
@@ -215,9 +221,11 @@ class SageMakerBackend:
             self._training[name] = job
             self._set_tags(job["TrainingJobArn"], params.get("Tags", []))
             self._training_changed(name)
+            # One instance keeps the single-host path; more run as distributed training.
+            distributed = resources.get("InstanceCount", 1) > 1
             self._runner.submit(
                 f"training/{name}",
-                run_training_job,
+                run_distributed_training if distributed else run_training_job,
                 self._worker_spec(job),
                 lambda status: self._training_progress(name, status),
                 lambda outcome: self._training_done(name, outcome),

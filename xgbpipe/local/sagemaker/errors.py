@@ -74,3 +74,7 @@ class AlgorithmUserError(AlgorithmFailure):
 
 class AlgorithmInternalError(AlgorithmFailure):
     """xgboost itself failed: the toolkit's `AlgorithmError`."""
+
+
+class JobFailure(Exception):
+    """Fails a job with exactly this message as its FailureReason (already in AWS's wording)."""

@@ -15,6 +15,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,9 @@ from xgbpipe.local.sagemaker.hyperparameters import (
     MINIMIZE_METRICS,
     validate_hyperparameters,
 )
+from xgbpipe.local.sagemaker.joblogs import JobLog
 from xgbpipe.local.sagemaker.serving import MODEL_FILE_NAME, TRAINING_CONTENT_TYPES, data_format
+from xgbpipe.local.sagemaker.sharding import is_data_file
 
 Report = Callable[[str], None]
 CHANNELS = ("train", "validation")
@@ -118,20 +121,52 @@ def _feval(names: list[str]) -> Callable[[np.ndarray, xgb.DMatrix], list[tuple[s
     return evaluate
 
 
-def download_channels(job: dict[str, Any], client: Any, root: Path) -> dict[str, Path]:
-    """Copy each channel's objects to `<root>/<channel>/`, keeping their names."""
+def channel_keys(job: dict[str, Any], client: Any) -> dict[str, list[str]]:
+    """Every key under each channel's S3Prefix."""
+    return {
+        channel["ChannelName"]: s3io.list_keys(
+            client, s3io.S3Location.parse(channel["DataSource"]["S3DataSource"]["S3Uri"])
+        )
+        for channel in job.get("InputDataConfig", [])
+    }
+
+
+def download_channels(
+    job: dict[str, Any], client: Any, root: Path, keys: dict[str, list[str]] | None = None
+) -> dict[str, Path]:
+    """Copy each channel's objects (all of them, or this host's `keys`) to `<root>/<channel>/`,
+    keeping their names."""
     paths: dict[str, Path] = {}
     for channel in job.get("InputDataConfig", []):
         source = channel["DataSource"]["S3DataSource"]
         prefix = s3io.S3Location.parse(source["S3Uri"])
         folder = root / channel["ChannelName"]
         folder.mkdir(parents=True)
-        for key in s3io.list_keys(client, prefix):
+        chosen = keys[channel["ChannelName"]] if keys is not None else None
+        for key in s3io.list_keys(client, prefix) if chosen is None else chosen:
             target = folder / s3io.relative_key(prefix.key, key)
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_bytes(s3io.read(client, s3io.S3Location(prefix.bucket, key)))
         paths[channel["ChannelName"]] = folder
     return paths
+
+
+def log_channel_files(
+    log: JobLog, job: dict[str, Any], keys: dict[str, list[str]], host: str
+) -> None:
+    """Name the files a host received, so a job's logs show how its data was distributed."""
+    for channel in job.get("InputDataConfig", []):
+        name = channel["ChannelName"]
+        prefix = s3io.S3Location.parse(channel["DataSource"]["S3DataSource"]["S3Uri"]).key
+        files = [s3io.relative_key(prefix, key) for key in sorted(keys[name])]
+        data = [file for file in files if is_data_file(file)]
+        log.write(f"Files of channel {name} on {host}: {', '.join(data) or '(none)'}")
+        others = [file for file in files if not is_data_file(file)]
+        if others:
+            log.write(
+                f"Files of channel {name} on {host} that are not validated as data (names "
+                f"starting with '.' or '_'): {', '.join(others)}"
+            )
 
 
 def validate_channels(job: dict[str, Any]) -> str:
@@ -161,6 +196,14 @@ def validate_channels(job: dict[str, Any]) -> str:
 
 
 def _data_files(folder: Path) -> list[Path]:
+    """The files xgboost reads, as the container hands it the channel's folder.
+
+    The container's `get_size` fails on any name starting with `.`; names starting with `_`
+    only skip its format check (`_is_data_file`), xgboost's reader still loads them, and skips
+    empty files, so an empty Spark `_SUCCESS` marker adds nothing (see `_single_file`).
+    The container sniffs the CSV delimiter from whichever file it lists first, which may be an
+    empty marker that fails the job; the local SageMaker sniffs the first line of the data.
+    """
     files = sorted(path for path in folder.rglob("*") if path.is_file())
     if any(path.name.startswith(".") for path in files):
         raise AlgorithmUserError("Hidden file found in the data path! Remove that before training.")
@@ -249,9 +292,20 @@ def xgboost_params(config: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
 
 
 def train_booster(
-    config: dict[str, Any], train: xgb.DMatrix, validation: xgb.DMatrix | None
+    config: dict[str, Any],
+    train: xgb.DMatrix,
+    validation: xgb.DMatrix | None,
+    *,
+    is_master: bool = True,
 ) -> tuple[xgb.Booster, dict[str, dict[str, list[float]]]]:
-    """Train as the container does and return the booster and its evaluation history."""
+    """Train as the container does and return the booster and its evaluation history.
+
+    In distributed training (inside a collective) xgboost computes its own metrics over every
+    host's data, and averages each container-computed metric over the hosts (each host scores
+    its own data; `xgboost.callback._allreduce_metric`), so every host sees the same history and
+    early stopping stops them all at the same round. Only the master keeps the best iteration,
+    as in the container, since only its model is saved.
+    """
     params, custom = xgboost_params(config)
     evals = [(train, "train")] + ([(validation, "validation")] if validation is not None else [])
     callbacks: list[xgb.callback.TrainingCallback] = []
@@ -266,7 +320,7 @@ def train_booster(
                 data_name="validation",
                 metric_name=watched,
                 maximize=watched in MAXIMIZE_METRICS,
-                save_best=True,
+                save_best=is_master,
             )
         )
     history: dict[str, dict[str, list[float]]] = {}
@@ -319,35 +373,78 @@ def model_archive(booster: xgb.Booster, workdir: Path) -> bytes:
     return buffer.getvalue()
 
 
-def run_training_job(spec: dict[str, Any], report: Report) -> dict[str, Any]:
-    """Worker entry point: run the job described by `spec`, reporting secondary statuses."""
-    job = spec["job"]
-    client = s3io.s3_client(spec.get("s3_endpoint_url"), spec["region"])
-    with tempfile.TemporaryDirectory(prefix="xgbpipe-training-") as tmp:
-        workdir = Path(tmp)
-        report("Downloading")
-        folders = download_channels(job, client, workdir / "data")
-        report("Training")
-        config = validate_hyperparameters(job.get("HyperParameters", {}))
-        kind = validate_channels(job)
-        csv_weights = config.get("csv_weights", 0)
-        train = load_dmatrix(folders["train"], kind, csv_weights)
-        if train is None:
-            raise AlgorithmUserError(f"No data in training channel path {folders['train']}")
-        validation = None
-        if "validation" in folders:
-            validation = load_dmatrix(folders["validation"], kind, csv_weights)
-            if validation is None:
-                raise AlgorithmUserError(
-                    f"No data in validation channel path {folders['validation']}"
-                )
-        booster, history = train_booster(config, train, validation)
-        report("Uploading")
-        output = s3io.S3Location.parse(job["OutputDataConfig"]["S3OutputPath"]).child(
-            job["TrainingJobName"], "output", "model.tar.gz"
-        )
-        s3io.write(client, output, model_archive(booster, workdir))
+@dataclass(frozen=True)
+class HostData:
+    """What one host loaded: the validated config and its DMatrices (None when it has no data)."""
+
+    config: dict[str, Any]
+    train: xgb.DMatrix | None
+    validation: xgb.DMatrix | None
+
+
+def load_host_data(job: dict[str, Any], folders: dict[str, Path]) -> HostData:
+    """Validate hyperparameters and channels, then load the downloaded data, as the container
+    does on every host."""
+    config = validate_hyperparameters(job.get("HyperParameters", {}))
+    kind = validate_channels(job)
+    csv_weights = config.get("csv_weights", 0)
+    train = load_dmatrix(folders["train"], kind, csv_weights)
+    validation = None
+    if "validation" in folders:
+        validation = load_dmatrix(folders["validation"], kind, csv_weights)
+    return HostData(config, train, validation)
+
+
+def upload_model(
+    job: dict[str, Any], client: Any, booster: xgb.Booster, workdir: Path
+) -> s3io.S3Location:
+    output = s3io.S3Location.parse(job["OutputDataConfig"]["S3OutputPath"]).child(
+        job["TrainingJobName"], "output", "model.tar.gz"
+    )
+    s3io.write(client, output, model_archive(booster, workdir))
+    return output
+
+
+def job_result(
+    output: s3io.S3Location, history: dict[str, dict[str, list[float]]]
+) -> dict[str, Any]:
     return {
         "S3ModelArtifacts": output.uri(),
         "FinalMetricDataList": final_metrics(history, time.time()),
     }
+
+
+def run_training_job(spec: dict[str, Any], report: Report) -> dict[str, Any]:
+    """Worker entry point of a single-instance job: run the job described by `spec`,
+    reporting secondary statuses; the job's log goes to algo-1's stream."""
+    client = s3io.s3_client(spec.get("s3_endpoint_url"), spec["region"])
+    log = JobLog.training(spec, "algo-1")
+    try:
+        return _train_single_host(spec["job"], report, client, log)
+    except Exception as error:
+        log.write(f"Training failed: {error}")
+        raise
+    finally:
+        log.flush()
+
+
+def _train_single_host(
+    job: dict[str, Any], report: Report, client: Any, log: JobLog
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="xgbpipe-training-") as tmp:
+        workdir = Path(tmp)
+        report("Downloading")
+        keys = channel_keys(job, client)
+        folders = download_channels(job, client, workdir / "data", keys)
+        log_channel_files(log, job, keys, "algo-1")
+        report("Training")
+        data = load_host_data(job, folders)
+        if data.train is None:
+            raise AlgorithmUserError(f"No data in training channel path {folders['train']}")
+        if "validation" in folders and data.validation is None:
+            raise AlgorithmUserError(f"No data in validation channel path {folders['validation']}")
+        log.write("Single node training.")
+        booster, history = train_booster(data.config, data.train, data.validation)
+        report("Uploading")
+        output = upload_model(job, client, booster, workdir)
+    return job_result(output, history)

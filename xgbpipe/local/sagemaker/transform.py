@@ -11,10 +11,15 @@ import gzip
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
 from typing import Any
 
 from xgbpipe.local.sagemaker import s3io
+from xgbpipe.local.sagemaker.errors import JobFailure
+from xgbpipe.local.sagemaker.hosts import HostGroup
+from xgbpipe.local.sagemaker.joblogs import JobLog
 from xgbpipe.local.sagemaker.serving import ContainerError, ServingModel
+from xgbpipe.local.sagemaker.sharding import round_robin
 
 Report = Callable[[str], None]
 MB = 1024 * 1024
@@ -22,7 +27,7 @@ _INDEXES = re.compile(r"^\$\[\s*-?\d+\s*(,\s*-?\d+\s*)*\]$")
 _SLICE = re.compile(r"^\$\[\s*(-?\d+)?\s*:\s*(-?\d+)?\s*\]$")
 
 
-class TransformFailure(Exception):
+class TransformFailure(JobFailure):
     """Fails the job; the message becomes its FailureReason."""
 
 
@@ -129,27 +134,74 @@ def transform_object(data: bytes, settings: dict[str, Any], model: ServingModel)
     return b"".join(pieces)
 
 
-def run_transform_job(spec: dict[str, Any], report: Report) -> dict[str, Any]:
-    """Worker entry point: transform every object under the input prefix."""
+def _transform_objects(spec: dict[str, Any], keys: list[str], log: JobLog, label: str) -> list[str]:
+    """Transform the given input objects, writing each `<key>.out`; their output URIs."""
     settings = spec["job"]
     client = s3io.s3_client(spec.get("s3_endpoint_url"), spec["region"])
-    model = ServingModel.from_archive(
-        s3io.read(client, s3io.S3Location.parse(spec["model_data_url"]))
-    )
     source = s3io.S3Location.parse(
         settings["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
     )
-    destination = s3io.S3Location.parse(settings["TransformOutput"]["S3OutputPath"])
-    keys = s3io.list_keys(client, source)
+    names = [s3io.relative_key(source.key, key) for key in keys]
+    log.write(f"Input objects of {label}: {', '.join(names) or '(none)'}")
+    log.flush()
     if not keys:
-        raise TransformFailure(f"ClientError: No S3 objects found under S3 URL {source.uri()}")
+        return []
+    model = ServingModel.from_archive(
+        s3io.read(client, s3io.S3Location.parse(spec["model_data_url"]))
+    )
+    destination = s3io.S3Location.parse(settings["TransformOutput"]["S3OutputPath"])
     outputs = []
-    for key in keys:
+    for key, name in zip(keys, names, strict=True):
         data = s3io.read(client, s3io.S3Location(source.bucket, key))
         if settings["TransformInput"].get("CompressionType") == "Gzip":
             data = gzip.decompress(data)
         # Each object is written only after it transformed in full, as SageMaker does.
-        target = destination.child(s3io.relative_key(source.key, key) + ".out")
+        target = destination.child(name + ".out")
         s3io.write(client, target, transform_object(data, settings, model))
+        log.write(f"Wrote {target.uri()}")
         outputs.append(target.uri())
-    return {"Outputs": outputs}
+    return outputs
+
+
+def _logged(spec: dict[str, Any], keys: list[str], number: int, count: int) -> list[str]:
+    log = JobLog.transform(spec, number)
+    try:
+        return _transform_objects(spec, keys, log, f"instance {number} of {count}")
+    except Exception as error:
+        log.write(f"Transform failed: {error}")
+        raise
+    finally:
+        log.flush()
+
+
+def _instance(spec: dict[str, Any], conn: Connection) -> None:
+    """One instance's process of a multi-instance transform job."""
+    outputs = _logged(spec, spec["keys"], spec["number"], spec["count"])
+    conn.send(("finished", outputs))
+
+
+def run_transform_job(spec: dict[str, Any], report: Report) -> dict[str, Any]:
+    """Worker entry point: transform every object under the input prefix.
+
+    With InstanceCount N > 1 the objects are dealt out to N instance processes, each object
+    whole to one instance (sorted keys round-robin; AWS does not say how it splits them). The
+    job completes when every instance has, and fails with the first failure's reason.
+    """
+    settings = spec["job"]
+    client = s3io.s3_client(spec.get("s3_endpoint_url"), spec["region"])
+    source = s3io.S3Location.parse(
+        settings["TransformInput"]["DataSource"]["S3DataSource"]["S3Uri"]
+    )
+    keys = s3io.list_keys(client, source)
+    if not keys:
+        raise TransformFailure(f"ClientError: No S3 objects found under S3 URL {source.uri()}")
+    count = settings.get("TransformResources", {}).get("InstanceCount", 1)
+    if count == 1:
+        return {"Outputs": _logged(spec, keys, 1, 1)}
+    specs = {
+        f"instance-{number}": {**spec, "keys": chosen, "number": number, "count": count}
+        for number, chosen in enumerate(round_robin(keys, count), start=1)
+    }
+    with HostGroup(_instance, specs) as group:
+        finished = group.gather("finished")
+    return {"Outputs": sorted(uri for outputs in finished.values() for uri in outputs)}

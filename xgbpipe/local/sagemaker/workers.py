@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from xgbpipe.local.sagemaker.errors import AlgorithmFailure
+from xgbpipe.local.sagemaker.errors import AlgorithmFailure, JobFailure
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def failure_reason(error: BaseException) -> str:
         )
     elif hasattr(error, "response") and "Error" in getattr(error, "response", {}):
         text = f"ClientError: {error}"
-    elif type(error).__name__ == "TransformFailure":
+    elif isinstance(error, JobFailure):
         text = str(error)
     else:
         text = f"AlgorithmError: {type(error).__name__}: {error}"
