@@ -77,8 +77,8 @@ def start_training(settings: Settings, model: str) -> Outcome:
     if isinstance(found, Incomplete):
         return Outcome("waiting", model=model, detail=f"waiting for {', '.join(found.waiting_for)}")
     drop = _with_versions(bucket, found)
-    if drop is None:
-        return Outcome("waiting", model=model, detail="a file was deleted while it was read")
+    if isinstance(drop, Incomplete):
+        return Outcome("waiting", model=model, detail=f"waiting for {', '.join(drop.waiting_for)}")
     ref = RunRef(model, run_id(drop.fingerprint(), settings.fingerprint()))
     runs = RunsTable(settings.runs_table)
     inputs = {
@@ -157,26 +157,24 @@ def create_training_job(
     )
 
 
-def _with_versions(bucket: str, drop: Drop) -> Drop | None:
-    """The drop with the S3 version of each single file and settings file (listing gives none).
-
-    Parts are pinned by their ETags instead (see storage.snapshot); None when a file is gone.
-    """
-    heads = {}
-    for stored in [
-        *drop.settings.values(),
-        *(c.parts[0] for c in drop.channels.values() if not c.is_folder),
-    ]:
-        head = storage.head(bucket, stored.key)
-        if head is None:
-            return None
-        heads[stored.key] = head
+def _with_versions(bucket: str, drop: Drop) -> Drop | Incomplete:
+    """The drop with the S3 version of each single file and settings file (listing gives none),
+    or the files deleted since the listing. Parts are pinned by their ETags instead."""
+    singles = [c.parts[0] for c in drop.channels.values() if not c.is_folder]
+    heads = {
+        stored.key: storage.head(bucket, stored.key)
+        for stored in (*drop.settings.values(), *singles)
+    }
+    gone = tuple(key.rpartition("/")[2] for key, head in heads.items() if head is None)
+    if gone:
+        return Incomplete(gone)
+    found = {key: head for key, head in heads.items() if head is not None}
     return Drop(
         channels={
-            name: c if c.is_folder else replace(c, parts=(heads[c.parts[0].key],))
+            name: c if c.is_folder else replace(c, parts=(found[c.parts[0].key],))
             for name, c in drop.channels.items()
         },
-        settings={name: heads[stored.key] for name, stored in drop.settings.items()},
+        settings={name: found[stored.key] for name, stored in drop.settings.items()},
     )
 
 
