@@ -7,6 +7,7 @@ every suite and fail only on AWS.
 from __future__ import annotations
 
 import fnmatch
+import gzip
 import json
 from collections import defaultdict
 from collections.abc import Iterator
@@ -45,7 +46,9 @@ _S3_ACTIONS = {
     "CopyObject": ["s3:GetObject", "s3:PutObject"],
     "UploadPartCopy": ["s3:GetObject", "s3:PutObject"],
     "CreateMultipartUpload": ["s3:PutObject"],
+    "UploadPart": ["s3:PutObject"],
     "CompleteMultipartUpload": ["s3:PutObject"],
+    "AbortMultipartUpload": ["s3:AbortMultipartUpload"],
     "ListObjectsV2": ["s3:ListBucket"],
 }
 
@@ -159,6 +162,19 @@ def test_every_call_of_a_whole_run_is_granted_to_its_function(
 
     recorder.function = "StartTrainingFunction"
     third = start(stack, "abalone", abalone_like(30, seed=5))
+    # And a drop in parts, one of them gzip-compressed (decompressed into the run's snapshot)
+    files = abalone_like(30, seed=7)
+    parts_run = start(
+        stack,
+        "parts",
+        {
+            "train/part-0.csv.gz": gzip.compress(files["train.csv"].encode()),
+            "validation.csv": files["validation.csv"],
+            "test/part-0.csv": files["test.csv"],
+            "_SUCCESS": b"",
+        },
+    )
+    assert stack.run("parts", parts_run)["stage"] == "training"
     recorder.function = "ReconcileRunsFunction"
     reconcile(Settings.from_env(), at=datetime.now(UTC) + STALE_AFTER + timedelta(minutes=1))
     assert stack.run("abalone", third)["stage"] == "transforming"

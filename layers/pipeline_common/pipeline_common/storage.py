@@ -3,27 +3,21 @@
 from __future__ import annotations
 
 import gzip
-import io
 import json
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
 
 from pipeline_common import clients
 
 _CHUNK = 1 << 16
-# A decompressed part goes up in 8 MB pieces, two at a time: memory stays near 2 x 8 MB per
-# part whatever its size, and S3 allows 10,000 pieces (80 GB) per object.
-_UPLOAD = TransferConfig(
-    multipart_threshold=8 << 20, multipart_chunksize=8 << 20, max_concurrency=2
-)
-# A stream that cannot seek is read ahead into memory, 10 chunks by default (s3transfer's
-# setting, which boto3's TransferConfig inherits but does not take as an argument).
-_UPLOAD.max_in_memory_upload_chunks = 2
+# A decompressed part goes up in 8 MB pieces, one at a time: memory stays near 8 MB per part
+# whatever its size, and S3 allows 10,000 pieces (80 GB) per object.
+_PIECE = 8 << 20
+_CSV = "text/csv"
 
 
 class NotGzip(ValueError):
@@ -88,39 +82,46 @@ def list_objects(bucket: str, prefix: str) -> list[StoredObject]:
     return found
 
 
-class _Unseekable(io.RawIOBase):
-    """A readable stream that says it cannot seek, so the managed upload reads it in order
-    (GzipFile claims to seek, by rewinding a source a download cannot rewind)."""
-
-    def __init__(self, source: gzip.GzipFile) -> None:
-        self._source = source
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        data = self._source.read(len(buffer))
-        buffer[: len(data)] = data
-        return len(data)
-
-
 def snapshot_decompressed(bucket: str, source: StoredObject, target_key: str) -> None:
     """Copy a gzip object's exact version (by ETag) as plain text, streaming both ways.
 
     The built-in algorithm reads only plain CSV in File mode (SageMaker decompresses a channel
-    only in Pipe mode, which its CSV reader no longer takes).
+    only in Pipe mode, which its CSV reader no longer takes). One piece of the upload is in
+    memory at a time.
     """
     client = clients.client("s3")
     body = client.get_object(Bucket=bucket, Key=source.key, IfMatch=_quoted(source.etag))["Body"]
-    plain = io.BufferedReader(_Unseekable(gzip.GzipFile(fileobj=body, mode="rb")), 1 << 20)
     try:
-        client.upload_fileobj(
-            plain, bucket, target_key, ExtraArgs={"ContentType": "text/csv"}, Config=_UPLOAD
-        )
+        with gzip.GzipFile(fileobj=body, mode="rb") as plain:
+            _upload_stream(client, plain, bucket, target_key)
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise NotGzip(str(error) or "the compressed data ends early") from error
     finally:
         body.close()
+
+
+def _upload_stream(client: Any, stream: gzip.GzipFile, bucket: str, key: str) -> None:
+    """Upload what `stream` reads, in pieces of _PIECE bytes (one PutObject if it is smaller)."""
+    piece = stream.read(_PIECE)
+    if len(piece) < _PIECE:
+        client.put_object(Bucket=bucket, Key=key, Body=piece, ContentType=_CSV)
+        return
+    upload = client.create_multipart_upload(Bucket=bucket, Key=key, ContentType=_CSV)["UploadId"]
+    try:
+        parts: list[dict[str, Any]] = []
+        while piece:
+            number = len(parts) + 1
+            answer = client.upload_part(
+                Bucket=bucket, Key=key, UploadId=upload, PartNumber=number, Body=piece
+            )
+            parts.append({"ETag": answer["ETag"], "PartNumber": number})
+            piece = stream.read(_PIECE)
+        client.complete_multipart_upload(
+            Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
+        )
+    except BaseException:
+        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+        raise
 
 
 def iter_lines(bucket: str, key: str, max_bytes: int | None = None) -> Iterator[bytes]:
