@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import shutil
 import tarfile
 import time
 import urllib.error
@@ -556,12 +557,14 @@ def download_run(stack: Stack, run: Mapping[str, Any], directory: Path) -> RunFi
         keys = [item["Key"] for item in listed.get("Contents", [])]
         if not keys:
             raise StackError(f"s3://{stack.bucket}/{folder} holds no batch transform output")
+        part = directory / "part.out"
         with target.open("wb") as joined:
             for key in keys:
-                part = fetch(key, directory / "part.out")
-                data = part.read_bytes()
-                joined.write(data if data.endswith(b"\n") or not data else data + b"\n")
-            part.unlink()
+                with fetch(key, part).open("rb") as data:
+                    shutil.copyfileobj(data, joined)
+                if part.stat().st_size and not _ends_with_newline(part):
+                    joined.write(b"\n")
+        part.unlink(missing_ok=True)
         return target
 
     return RunFiles(
@@ -573,6 +576,12 @@ def download_run(stack: Stack, run: Mapping[str, Any], directory: Path) -> RunFi
         train=fetch_if_there(f"{prefix}/input/train.csv", directory / "train.csv"),
         validation=fetch_if_there(f"{prefix}/input/validation.csv", directory / "validation.csv"),
     )
+
+
+def _ends_with_newline(path: Path) -> bool:
+    with path.open("rb") as data:
+        data.seek(-1, 2)
+        return data.read(1) == b"\n"
 
 
 def extract_model(archive: Path, directory: Path) -> Path:

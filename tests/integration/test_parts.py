@@ -240,7 +240,7 @@ BAD_LAYOUTS: dict[str, tuple[Any, str]] = {
 def test_too_much_gzip_is_refused_before_any_work(
     stack: Stack, lambda_context: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(training, "MAX_GZIP_BYTES", 100)
+    monkeypatch.setattr(training, "MAX_DECOMPRESSED_BYTES", 100)
     drop = parts_drop(abalone_like(60), {"train": 2, "validation": 1, "test": 1})
 
     reason = _rejection(stack, lambda_context, drop)
@@ -319,3 +319,68 @@ def test_a_bad_line_is_named_by_its_output_and_its_own_line(
     run = stack.run("abalone", run_id)
     assert run["status"] == "failed"
     assert "part-00001.csv.out: Line 2: the prediction 'oops' is not a number" in run["reason"]
+
+
+def test_empty_parts_are_left_out_and_do_not_count_as_instances_work(
+    stack: Stack, lambda_context: SimpleNamespace
+) -> None:
+    files = abalone_like(60)
+    drop = parts_drop(files, {"train": 2, "validation": 1, "test": 1}, gzipped=False)
+    drop["train/part-00002.csv"] = b""
+    drop["train/part-00003.csv.gz"] = gzip.compress(b"")
+    drop["pipeline.json"] = json.dumps({"training_instance_count": 4})
+
+    run_id = start(stack, drop, lambda_context)["run_id"]
+
+    (request,) = stack.requests("CreateTrainingJob")
+    assert request["ResourceConfig"]["InstanceCount"] == 2
+    listed = stack.s3.list_objects_v2(Bucket=BUCKET, Prefix=f"runs/abalone/{run_id}/input/train/")
+    assert [o["Key"].rpartition("/")[2] for o in listed["Contents"]] == [
+        "part-00000.csv",
+        "part-00001.csv",
+        "part-00003.csv",
+    ]
+
+
+def test_gzip_that_decompresses_past_the_limit_is_refused_midway(
+    stack: Stack, lambda_context: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = abalone_like(60)
+    drop = parts_drop(files, {"train": 2, "validation": 1, "test": 1})
+    drop["train/part-00009.csv.gz"] = gzip.compress(files["train.csv"].encode() * 50)
+    compressed = sum(len(v) for k, v in drop.items() if k.endswith(".gz"))
+    monkeypatch.setattr(training, "MAX_DECOMPRESSED_BYTES", compressed * 3)
+
+    reason = _rejection(stack, lambda_context, drop)
+
+    assert "decompress to more than" in reason
+    assert "upload the parts uncompressed" in reason
+
+
+def test_a_test_set_too_large_to_score_is_refused(
+    stack: Stack, lambda_context: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(training, "MAX_TEST_BYTES", 100)
+    drop = parts_drop(abalone_like(60), {"train": 2, "validation": 1, "test": 1})
+
+    assert "sample it below" in _rejection(stack, lambda_context, drop)
+
+
+def test_a_first_row_longer_than_the_share_read_is_read_whole(
+    stack: Stack, lambda_context: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(training, "HEAD_BYTES", 50)
+    monkeypatch.setattr(training, "VALIDATION_BYTE_BUDGET", 10)
+    wide = "".join(f"{i % 2}," + ",".join(["0.5"] * 60) + "\n" for i in range(40))
+    drop: dict[str, str | bytes] = {
+        "train/part-0.csv": wide,
+        "train/_SUCCESS": b"",
+        "validation.csv": wide,
+        "test.csv": wide,
+    }
+
+    assert start(stack, drop, lambda_context)["action"] == "training_started"
+    monkeypatch.setattr(training, "WIDE_ROW_BYTES", 100)
+    assert "has a first row longer than" in _rejection(
+        stack, lambda_context, {**drop, "hyperparameters.json": "{}"}
+    )

@@ -128,7 +128,7 @@ def test_functions_have_their_code_layers_timeouts_and_retries(wiring: Wiring) -
     assert start_training.code_dir == ROOT / "functions" / "start_training"
     assert start_training.handler == "handler.lambda_handler"
     assert start_training.layer_dirs == (ROOT / "layers" / "pipeline_common",)
-    assert (start_training.timeout, start_training.memory_mb) == (900, 1024)
+    assert (start_training.timeout, start_training.memory_mb) == (900, 1769)
     assert start_training.max_retry_attempts == 2
     assert start_training.on_failure_queue == "FailedEventsQueue"
     predict = wiring.function("PredictFunction")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from pipeline_common import drops
 from pipeline_common.drops import Drop, Incomplete, read_drop
 from pipeline_common.storage import StoredObject
 from pipeline_common.validation import DropRejected
@@ -88,3 +89,20 @@ def test_one_marker_completes_every_folder_and_missing_channels_are_named() -> N
 def test_layouts_no_upload_completes_are_rejected(names: tuple[str, ...], reason: str) -> None:
     with pytest.raises(DropRejected, match=reason):
         read_drop("m", listing(*names, "validation.csv", "test.csv"))
+
+
+def test_folder_keys_the_s3_console_makes_are_not_files() -> None:
+    drop = read_drop(
+        "m", listing("train/", "train/a.csv", "train/_SUCCESS", "validation.csv", "test.csv")
+    )
+
+    assert isinstance(drop, Drop)
+    assert [p.key for p in drop.channels["train"].parts] == ["datasets/m/train/a.csv"]
+
+
+def test_too_many_parts_are_refused_with_what_to_do(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drops, "MAX_PARTS", 3)
+    names = [f"train/p{i}.csv" for i in range(4)]
+
+    with pytest.raises(DropRejected, match=r"train/ holds 4 parts.*coalesce"):
+        read_drop("m", listing(*names, "train/_SUCCESS", "validation.csv", "test.csv"))

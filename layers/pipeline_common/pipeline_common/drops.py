@@ -24,6 +24,8 @@ from pipeline_common.validation import DropRejected
 
 CHANNELS = ("train", "validation", "test")
 PART_SUFFIXES = (".csv", ".csv.gz")
+# Parts per channel: each is copied and its head read within one invocation's 15 minutes.
+MAX_PARTS = 1000
 GZIP_SUFFIX = ".gz"
 
 
@@ -112,7 +114,8 @@ def read_drop(model: str, objects: list[StoredObject]) -> Drop | Incomplete:
     part that is not CSV, an empty folder marked complete).
     """
     prefix = model_prefix(model)
-    by_name = {stored.key[len(prefix) :]: stored for stored in objects}
+    # A key ending in `/` is a folder the S3 console made, not a file.
+    by_name = {o.key[len(prefix) :]: o for o in objects if not o.key.endswith("/")}
     drop_complete = SUCCESS_MARKER in by_name
     channels: dict[str, Channel] = {}
     waiting: list[str] = []
@@ -156,6 +159,11 @@ def _parts(channel: str, folder: Mapping[str, StoredObject]) -> tuple[StoredObje
         raise DropRejected(
             f"{channel}/ is marked complete but holds no part files; upload its "
             f"part-*.csv (or .csv.gz) files before {SUCCESS_MARKER}."
+        )
+    if len(data) > MAX_PARTS:
+        raise DropRejected(
+            f"{channel}/ holds {len(data)} parts; one invocation copies and checks at most "
+            f"{MAX_PARTS}: write fewer, larger parts (Spark: coalesce or repartition)."
         )
     plain = {name.removesuffix(GZIP_SUFFIX) for name in data}
     if len(plain) < len(data):

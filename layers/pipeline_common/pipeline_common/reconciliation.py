@@ -26,9 +26,9 @@ from pipeline_common.sagemaker_calls import describe_endpoint, not_found
 from pipeline_common.training import create_training_job
 from pipeline_common.transform import on_training_job_change
 
-# Longer than any function's timeout (this one's is 10 minutes), so no run still being worked on
-# is judged.
-STALE_AFTER = timedelta(minutes=15)
+# Longer than any function's timeout (15 minutes at most), so no run still being worked on is
+# judged.
+STALE_AFTER = timedelta(minutes=20)
 
 
 def reconcile(settings: Settings, at: datetime | None = None) -> list[Outcome]:

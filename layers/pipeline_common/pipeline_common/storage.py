@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
+from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import BotoCoreError, ClientError
 
 from pipeline_common import clients
 
@@ -17,6 +19,7 @@ _CHUNK = 1 << 16
 # A decompressed part goes up in 8 MB pieces, one at a time: memory stays near 8 MB per part
 # whatever its size, and S3 allows 10,000 pieces (80 GB) per object.
 _PIECE = 8 << 20
+_COPY = TransferConfig(max_concurrency=2)
 _CSV = "text/csv"
 
 
@@ -66,8 +69,9 @@ def snapshot(bucket: str, source: StoredObject, target_key: str) -> None:
         copy_source["VersionId"] = source.version_id
     else:
         extra["CopySourceIfMatch"] = _quoted(source.etag)
-    # Managed copy: multipart for large files, which also passes CopyObject's 5 GB limit.
-    clients.client("s3").copy(copy_source, bucket, target_key, ExtraArgs=extra)
+    # Managed copy: multipart for large files, which also passes CopyObject's 5 GB limit; two
+    # at a time, so the snapshot's threads stay within the client's 10 connections.
+    clients.client("s3").copy(copy_source, bucket, target_key, ExtraArgs=extra, Config=_COPY)
 
 
 def list_objects(bucket: str, prefix: str) -> list[StoredObject]:
@@ -82,27 +86,32 @@ def list_objects(bucket: str, prefix: str) -> list[StoredObject]:
     return found
 
 
-def snapshot_decompressed(bucket: str, source: StoredObject, target_key: str) -> None:
+def snapshot_decompressed(
+    bucket: str, source: StoredObject, target_key: str, take: Callable[[int], None]
+) -> None:
     """Copy a gzip object's exact version (by ETag) as plain text, streaming both ways.
 
     The built-in algorithm reads only plain CSV in File mode (SageMaker decompresses a channel
     only in Pipe mode, which its CSV reader no longer takes). One piece of the upload is in
-    memory at a time.
+    memory at a time; `take` is told each piece's size first, and may refuse it by raising.
     """
     client = clients.client("s3")
     body = client.get_object(Bucket=bucket, Key=source.key, IfMatch=_quoted(source.etag))["Body"]
     try:
         with gzip.GzipFile(fileobj=body, mode="rb") as plain:
-            _upload_stream(client, plain, bucket, target_key)
+            _upload_stream(client, plain, bucket, target_key, take)
     except (gzip.BadGzipFile, EOFError, zlib.error) as error:
         raise NotGzip(str(error) or "the compressed data ends early") from error
     finally:
         body.close()
 
 
-def _upload_stream(client: Any, stream: gzip.GzipFile, bucket: str, key: str) -> None:
+def _upload_stream(
+    client: Any, stream: gzip.GzipFile, bucket: str, key: str, take: Callable[[int], None]
+) -> None:
     """Upload what `stream` reads, in pieces of _PIECE bytes (one PutObject if it is smaller)."""
     piece = stream.read(_PIECE)
+    take(len(piece))
     if len(piece) < _PIECE:
         client.put_object(Bucket=bucket, Key=key, Body=piece, ContentType=_CSV)
         return
@@ -116,11 +125,15 @@ def _upload_stream(client: Any, stream: gzip.GzipFile, bucket: str, key: str) ->
             )
             parts.append({"ETag": answer["ETag"], "PartNumber": number})
             piece = stream.read(_PIECE)
+            take(len(piece))
         client.complete_multipart_upload(
             Bucket=bucket, Key=key, UploadId=upload, MultipartUpload={"Parts": parts}
         )
     except BaseException:
-        client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
+        # The pieces uploaded so far are billed until aborted (a lifecycle rule catches what a
+        # timeout leaves); a failing abort must not hide why the upload stopped.
+        with contextlib.suppress(ClientError, BotoCoreError):
+            client.abort_multipart_upload(Bucket=bucket, Key=key, UploadId=upload)
         raise
 
 

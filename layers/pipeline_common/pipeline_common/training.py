@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -43,18 +44,28 @@ from pipeline_common.outcome import Outcome
 from pipeline_common.runs import RunsTable, Stage, Status
 from pipeline_common.sagemaker_calls import create, is_transient
 from pipeline_common.sagemaker_requests import input_key, training_job_request
-from pipeline_common.validation import DropRejected, check_drop, merge_profiles, profile_csv
+from pipeline_common.validation import (
+    CsvProfile,
+    DropRejected,
+    check_drop,
+    merge_profiles,
+    profile_csv,
+)
 
-# Parts copied (or decompressed) at once; a decompression holds about 16 MB (storage._UPLOAD).
+# Parts copied (or decompressed) at once; a decompression holds one 8 MB piece (storage._PIECE).
 SNAPSHOT_THREADS = 4
 # Every part's first bytes get the full schema check; beyond them, validation streams up to this
 # many bytes in all (about 12 MB/s per vCPU: a minute or two within the 15-minute limit), the
 # same share of every part, and leaves the rest to the training job.
 HEAD_BYTES = 64 * 1024
-# Decompression runs at roughly 60 MB/s of CSV in a 1 GB function: 4 GiB of gzip (12 to 20 GiB
-# of CSV) fits well inside the 15-minute limit.
-MAX_GZIP_BYTES = 4 * 2**30
 VALIDATION_BYTE_BUDGET = 512 * 2**20
+# A first row longer than a part's share is read up to this far before it is refused.
+WIDE_ROW_BYTES = 16 * 2**20
+# Decompression and upload ran at about 30 MB/s of CSV on the local cloud (2 shared cores): 12 GiB
+# takes some 7 minutes, which leaves the rest of the 15 for the copies and validation.
+MAX_DECOMPRESSED_BYTES = 12 * 2**30
+# Scoring streams about 330k rows (some 25 MB) a second; a live model doubles the rows.
+MAX_TEST_BYTES = 8 * 2**30
 
 
 class SupersededUpload(RuntimeError):
@@ -105,9 +116,12 @@ def start_training(settings: Settings, model: str) -> Outcome:
         bars = gate_bars(pipeline, hyperparameters)
         counts = instance_counts(settings, pipeline)
         _check_decompression(drop)
+        budget = ByteBudget(MAX_DECOMPRESSED_BYTES)
         channels = {
-            name: _snapshot_channel(bucket, ref, channel) for name, channel in drop.channels.items()
+            name: _snapshot_channel(bucket, ref, channel, budget)
+            for name, channel in drop.channels.items()
         }
+        _check_test_size(channels["test"])
         num_features, checked = _validate(bucket, hyperparameters, channels)
     except (DropRejected, HyperparameterError) as rejected:
         return reject(settings, runs, ref, str(rejected))
@@ -123,7 +137,8 @@ def start_training(settings: Settings, model: str) -> Outcome:
         "hyperparameters": hyperparameters.values,
         "gate_bars": bars,
         "channels": {
-            name: {"key": snapshot.key, "parts": len(snapshot.parts)}
+            # Parts with rows: what instances can be given.
+            name: {"key": snapshot.key, "parts": sum(part.size > 0 for part in snapshot.parts)}
             for name, snapshot in channels.items()
         },
         "instance_counts": counts,
@@ -188,44 +203,89 @@ class Snapshot:
     display: tuple[str, ...]  # each part as the user named it, for messages
 
 
-def _snapshot_channel(bucket: str, ref: RunRef, channel: Channel) -> Snapshot:
+def _snapshot_channel(bucket: str, ref: RunRef, channel: Channel, budget: ByteBudget) -> Snapshot:
     """Copy the exact bytes that were seen, so a later upload cannot change a running job;
-    gzip parts are stored decompressed, which the built-in algorithm needs in File mode."""
+    gzip parts are stored decompressed, which the built-in algorithm needs in File mode.
+    Empty parts (Spark's empty partitions) are left out: they hold no rows."""
     key = input_key(ref, channel.source)
     targets = {
         part: key + channel.snapshot_name(part) if channel.is_folder else key
         for part in channel.parts
+        if part.size or not channel.is_folder
     }
-    with ThreadPoolExecutor(max_workers=SNAPSHOT_THREADS) as pool:
+    pool = ThreadPoolExecutor(max_workers=SNAPSHOT_THREADS)
+    try:
         copies = [
-            pool.submit(_snapshot, bucket, part, target, channel.part_name(part))
+            pool.submit(_snapshot, bucket, part, target, channel.part_name(part), budget)
             for part, target in targets.items()
         ]
-        for copy in copies:
+        for copy in as_completed(copies):
             copy.result()
+    finally:
+        pool.shutdown(cancel_futures=True)  # the first failure stops the copies not begun
     copied = {stored.key: stored for stored in storage.list_objects(bucket, key)}
     return Snapshot(
         channel.source,
         key,
         tuple(copied[target] for target in targets.values()),
-        tuple(channel.part_name(part) for part in channel.parts),
+        tuple(channel.part_name(part) for part in targets),
     )
 
 
+class ByteBudget:
+    """The bytes decompression may still write, shared by the copying threads."""
+
+    def __init__(self, limit: int) -> None:
+        self._left = limit
+        self._lock = threading.Lock()
+
+    def take(self, size: int) -> None:
+        with self._lock:
+            self._left -= size
+            if self._left < 0:
+                raise _too_much_gzip()
+
+
+def _too_much_gzip() -> DropRejected:
+    return DropRejected(
+        f"the drop's gzip parts decompress to more than {MAX_DECOMPRESSED_BYTES / 2**30:.0f} GiB, "
+        "more than one invocation decompresses within its 15 minutes (the built-in algorithm "
+        "reads only plain CSV); upload the parts uncompressed: SageMaker reads them straight "
+        "from S3"
+    )
+
+
+def _check_test_size(test: Snapshot) -> None:
+    """Refuse a test set too large to score within one invocation of DeployModel."""
+    size = sum(part.size for part in test.parts)
+    if size > MAX_TEST_BYTES:
+        raise DropRejected(
+            f"{test.source} holds {size / 2**30:.1f} GiB; the gate scores the test set (and, "
+            "while a model is live, the live model's too) within one invocation's 15 minutes, "
+            f"so sample it below {MAX_TEST_BYTES / 2**30:.0f} GiB (a 1% sample of a large data "
+            "set measures the metrics well)"
+        )
+
+
 def _check_decompression(drop: Drop) -> None:
-    """Refuse, before any work, gzip parts too many to decompress within one invocation."""
+    """Refuse at once gzip parts whose compressed size alone passes the decompression limit."""
     compressed = sum(
         part.size
         for channel in drop.channels.values()
         for part in channel.parts
         if part.key.endswith(GZIP_SUFFIX)
     )
-    if compressed > MAX_GZIP_BYTES:
-        raise DropRejected(
-            f"the drop holds {compressed / 2**30:.1f} GiB of gzip parts; the stack decompresses "
-            f"up to {MAX_GZIP_BYTES / 2**30:.0f} GiB per drop (the built-in algorithm reads only "
-            "plain CSV), so upload the parts uncompressed: SageMaker reads them straight from S3"
-        )
+    if compressed > MAX_DECOMPRESSED_BYTES:
+        raise _too_much_gzip()
+
+
+def _profile(
+    bucket: str, part: storage.StoredObject, display: str, limit: int, folder: bool
+) -> CsvProfile:
+    """The part's profile from its first `limit` bytes, or from all of it when that is less."""
+    whole = limit >= part.size
+    lines = storage.iter_lines(bucket, part.key, None if whole else limit)
+    return profile_csv(display, lines, complete=whole, part=folder)
 
 
 def _validate(
@@ -244,11 +304,17 @@ def _validate(
         parts = []
         for part, display in zip(snapshot.parts, snapshot.display, strict=True):
             limit = max(HEAD_BYTES, math.ceil(share * part.size))
-            whole = limit >= part.size
-            lines = storage.iter_lines(bucket, part.key, None if whole else limit)
-            parts.append(
-                profile_csv(display, lines, complete=whole, part=snapshot.key.endswith("/"))
-            )
+            profile = _profile(bucket, part, display, limit, folder=snapshot.key.endswith("/"))
+            if profile.rows == 0 and not profile.complete:
+                # The share ended inside the first row: read on until a row is whole.
+                limit = max(limit, WIDE_ROW_BYTES)
+                profile = _profile(bucket, part, display, limit, folder=snapshot.key.endswith("/"))
+                if profile.rows == 0 and not profile.complete:
+                    raise DropRejected(
+                        f"{display} has a first row longer than {WIDE_ROW_BYTES // 2**20} MiB; "
+                        "rows that wide are not checked: split the features into fewer columns"
+                    )
+            parts.append(profile)
             checked += min(limit, part.size)
         profiles[name] = merge_profiles(snapshot.source, parts)
     num_features = check_drop(
@@ -359,10 +425,12 @@ def gate_bars(
     return checked
 
 
-def _snapshot(bucket: str, source: storage.StoredObject, target_key: str, shown: str) -> None:
+def _snapshot(
+    bucket: str, source: storage.StoredObject, target_key: str, shown: str, budget: ByteBudget
+) -> None:
     try:
         if source.key.endswith(GZIP_SUFFIX):
-            storage.snapshot_decompressed(bucket, source, target_key)
+            storage.snapshot_decompressed(bucket, source, target_key, budget.take)
         else:
             storage.snapshot(bucket, source, target_key)
     except storage.NotGzip as error:

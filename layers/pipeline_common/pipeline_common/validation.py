@@ -90,7 +90,7 @@ def profile_csv(
             distinct.add(label)
             if len(distinct) > MAX_DISTINCT_LABELS:
                 distinct = None
-    if rows == 0 and not part:
+    if rows == 0 and complete and not part:  # read in part, the first row may just be long
         raise _empty(name)
     return CsvProfile(
         name=name,
