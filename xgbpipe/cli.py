@@ -312,7 +312,9 @@ def connect(
 
 @app.command()
 def upload(
-    directory: Annotated[Path, typer.Argument(help="train/validation/test.csv (from prepare).")],
+    directory: Annotated[
+        Path, typer.Argument(help="train/validation/test.csv (from prepare), or folders of parts.")
+    ],
     model: Annotated[str, typer.Option(help="The model's name: datasets/<model>/.")],
     wait: Annotated[bool, typer.Option(help="Wait for the run the drop starts.")] = True,
     stack: StackOption = None,

@@ -8,6 +8,7 @@ track_endpoint function then takes the model off the live record.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import re
 import shutil
@@ -33,6 +34,9 @@ DATA_FILES = ("train.csv", "validation.csv", "test.csv")
 EXTRA_FILES = ("schema.json", "hyperparameters.json", "pipeline.json")
 # The files whose arrival starts a run, and whose ETags name it.
 TRIGGER_FILES = (*DATA_FILES, "hyperparameters.json", "pipeline.json")
+# A channel may be a folder of parts, complete once its marker is there (the stack's drops.py).
+PART_SUFFIXES = (".csv", ".csv.gz")
+SUCCESS_MARKER = "_SUCCESS"
 STAGES = ("validating", "training", "transforming", "evaluating", "deploying", "done")
 # Requests stay under the API's limits (10,000 rows, 5 MB of body) with room to spare.
 BATCH_ROWS = 5_000
@@ -351,18 +355,44 @@ def watch(
 
 
 def drop_files(directory: Path) -> dict[str, Path]:
-    """The files of DIR that make a drop: the three CSVs, and schema/hyperparameters if there."""
+    """The files of DIR that make a drop: each channel as its CSV or as a folder of parts
+    (`train/*.csv` or `*.csv.gz`), and schema/hyperparameters/pipeline settings if there."""
     if not directory.is_dir():
         raise StackError(f"{directory} is not a directory; `xgbpipe prepare` writes one")
-    missing = [name for name in DATA_FILES if not (directory / name).is_file()]
+    data: dict[str, Path] = {}
+    missing = []
+    for name in DATA_FILES:
+        folder = directory / name.removesuffix(".csv")
+        if (directory / name).is_file():
+            data[name] = directory / name
+        elif folder.is_dir():
+            parts = sorted(
+                path
+                for path in folder.iterdir()
+                if path.is_file()
+                and path.name.endswith(PART_SUFFIXES)
+                and not path.name.startswith(("_", "."))
+            )
+            if not parts:
+                raise StackError(f"{folder} holds no parts (files named *.csv or *.csv.gz)")
+            data.update({f"{folder.name}/{path.name}": path for path in parts})
+        else:
+            missing.append(name)
     if missing:
         raise StackError(
             f"{directory} has no {', '.join(missing)}; a drop needs train.csv, validation.csv "
-            "and test.csv (`xgbpipe prepare` writes them)"
+            "and test.csv (`xgbpipe prepare` writes them), or a folder of parts for each"
         )
     present = [name for name in EXTRA_FILES if (directory / name).is_file()]
-    # The CSVs last: each one's arrival checks whether the drop is complete.
-    return {name: directory / name for name in (*present, *DATA_FILES)}
+    # The data last: each CSV's or marker's arrival checks whether the drop is complete.
+    return {**{name: directory / name for name in present}, **data}
+
+
+def folder_etag(parts: Mapping[str, str]) -> str:
+    """What the Runs table records as a folder channel's ETag: a digest of its parts'
+    `name=ETag` lines (the stack's drops.Channel.record; a unit test keeps the two agreeing)."""
+    lines = "".join(sorted(f"{name}={etag}\n" for name, etag in parts.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()[:32]
 
 
 @dataclass(frozen=True)
@@ -380,23 +410,80 @@ def upload(
     files: Mapping[str, Path],
     progress: Callable[[str, int], None] | None = None,
 ) -> Drop:
-    """Put the files under datasets/<model>/, in order."""
+    """Put the files under datasets/<model>/, in order, each folder of parts last of all with
+    its `_SUCCESS` marker. What each channel replaces goes first: its other form, and for a
+    folder the parts of an earlier upload, so the drop is exactly this directory's."""
     check_model_name(model)
     s3 = stack.client("s3")
+    prefix = f"datasets/{model}/"
+    folders = sorted({name.split("/")[0] for name in files if "/" in name})
+    _delete_objects(stack, [prefix + SUCCESS_MARKER])
+    for name in DATA_FILES:
+        channel = name.removesuffix(".csv")
+        replaced = [str(item["Key"]) for item in _listed(stack, f"{prefix}{channel}/")]
+        if channel in folders:
+            replaced.append(prefix + name)
+        _delete_objects(stack, replaced)
     for name, path in files.items():
-        key = f"datasets/{model}/{name}"
+        key = prefix + name
         callback = None if progress is None else functools.partial(progress, name)
         _aws(
             f"cannot upload {path} to s3://{stack.bucket}/{key}",
             functools.partial(s3.upload_file, str(path), stack.bucket, key, Callback=callback),
         )
+    for folder in folders:
+        key = f"{prefix}{folder}/{SUCCESS_MARKER}"
+        _aws(
+            f"cannot upload s3://{stack.bucket}/{key}",
+            functools.partial(s3.put_object, Bucket=stack.bucket, Key=key, Body=b""),
+        )
     etags = {}
     for name in TRIGGER_FILES:
-        etag = _etag(stack, f"datasets/{model}/{name}")
+        etag = _etag(stack, prefix + name)
         if etag is not None:
             etags[name] = etag
     leftovers = tuple(name for name in etags if name not in files)
+    for folder in folders:
+        parts = _listed_etags(stack, f"{prefix}{folder}/")
+        etags[f"{folder}/"] = folder_etag(
+            {f"{folder}/{leaf}": etag for leaf, etag in parts.items()}
+        )
     return Drop(etags, leftovers)
+
+
+def _listed(stack: Stack, prefix: str) -> list[dict[str, Any]]:
+    s3 = stack.client("s3")
+    pages = _aws(
+        f"cannot list s3://{stack.bucket}/{prefix}",
+        lambda: (
+            s3.get_paginator("list_objects_v2")
+            .paginate(Bucket=stack.bucket, Prefix=prefix)
+            .build_full_result()
+        ),
+    )
+    return list(pages.get("Contents", []))
+
+
+def _listed_etags(stack: Stack, prefix: str) -> dict[str, str]:
+    """The data files of a folder (not `_`/`.` names) by leaf name, with their ETags."""
+    return {
+        key[len(prefix) :]: str(item["ETag"]).strip('"')
+        for item in _listed(stack, prefix)
+        if not (key := str(item["Key"]))[len(prefix) :].startswith(("_", "."))
+        and not key.endswith("/")
+    }
+
+
+def _delete_objects(stack: Stack, keys: list[str]) -> None:
+    s3 = stack.client("s3")
+    for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys a call
+        batch = [{"Key": key} for key in keys[start : start + 1000]]
+        _aws(
+            f"cannot delete the earlier upload under s3://{stack.bucket}/",
+            functools.partial(
+                s3.delete_objects, Bucket=stack.bucket, Delete={"Objects": batch, "Quiet": True}
+            ),
+        )
 
 
 def _etag(stack: Stack, key: str) -> str | None:

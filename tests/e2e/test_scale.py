@@ -104,3 +104,36 @@ def host_files(stack: Stack, group: str, job: str) -> dict[str, dict[str, list[s
                 files = message.partition(": ")[2]
                 seen.setdefault(host, {})[channel] = files.split(", ") if files else []
     return seen
+
+
+def test_the_client_uploads_folders_of_parts_in_place_of_an_earlier_upload(
+    stack: Stack, abalone_files: dict[str, str], tmp_path: Path
+) -> None:
+    # Given a directory with train/ and test/ as parts, validation.csv as one file, and an
+    # earlier upload's part still in the bucket
+    model = "abalone-folders"
+    for channel, count in (("train", 2), ("test", 2)):
+        folder = tmp_path / channel
+        folder.mkdir()
+        lines = abalone_files[f"{channel}.csv"].splitlines(keepends=True)
+        for index in range(count):
+            part = "".join(lines[index::count]).encode()
+            (folder / f"part-{index}.csv.gz").write_bytes(gzip.compress(part))
+    (tmp_path / "validation.csv").write_text(abalone_files["validation.csv"])
+    stack.drop(model, {"train/part-old.csv": "1,2\n"})
+
+    # When the client uploads it
+    uploaded = xgbpipe(stack, "upload", str(tmp_path), "--model", model)
+
+    # Then it names the run its upload started, which trains on exactly the directory's parts
+    assert uploaded.exit_code == 0, uploaded.output
+    run = stack.wait_for_run(model)["latest_run"]
+    assert f"Run {run['run_id']}" in uploaded.output
+    assert run["status"] == "deployed", run
+    listed = stack.client("s3").list_objects_v2(
+        Bucket=stack.cloud.bucket, Prefix=f"runs/{model}/{run['run_id']}/input/train/"
+    )
+    assert [o["Key"].rpartition("/")[2] for o in listed["Contents"]] == [
+        "part-0.csv",
+        "part-1.csv",
+    ]

@@ -8,6 +8,8 @@ from pipeline_common.drops import Drop, Incomplete, read_drop
 from pipeline_common.storage import StoredObject
 from pipeline_common.validation import DropRejected
 
+from xgbpipe.client import folder_etag
+
 
 def listing(*names: str) -> list[StoredObject]:
     return [StoredObject(f"datasets/m/{name}", f"etag-{name}", 10, None) for name in names]
@@ -106,3 +108,15 @@ def test_too_many_parts_are_refused_with_what_to_do(monkeypatch: pytest.MonkeyPa
 
     with pytest.raises(DropRejected, match=r"train/ holds 4 parts.*coalesce"):
         read_drop("m", listing(*names, "train/_SUCCESS", "validation.csv", "test.csv"))
+
+
+def test_the_client_names_a_folder_as_the_runs_table_records_it() -> None:
+    # The client finds the run its upload started by the ETags the run records.
+    drop = read_drop(
+        "m",
+        listing("train/b.csv.gz", "train/a.csv", "train/_SUCCESS", "validation.csv", "test.csv"),
+    )
+
+    assert isinstance(drop, Drop)
+    parts = {"train/a.csv": "etag-train/a.csv", "train/b.csv.gz": "etag-train/b.csv.gz"}
+    assert drop.channels["train"].record()["etag"] == folder_etag(parts)
