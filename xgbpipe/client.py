@@ -479,7 +479,7 @@ def _delete_objects(stack: Stack, keys: list[str]) -> None:
     for start in range(0, len(keys), 1000):  # DeleteObjects takes 1,000 keys a call
         batch = [{"Key": key} for key in keys[start : start + 1000]]
         _aws(
-            f"cannot delete the earlier upload under s3://{stack.bucket}/",
+            f"cannot upload to s3://{stack.bucket}/ (clearing what the upload replaces)",
             functools.partial(
                 s3.delete_objects, Bucket=stack.bucket, Delete={"Objects": batch, "Quiet": True}
             ),
