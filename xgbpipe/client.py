@@ -633,15 +633,7 @@ def download_run(stack: Stack, run: Mapping[str, Any], directory: Path) -> RunFi
 
     def fetch_joined(folder: str, target: Path) -> Path:
         """Every `.out` of the transform (one per test file or part), in key order, as one file."""
-        listed = _aws(
-            f"cannot list s3://{stack.bucket}/{folder}",
-            lambda: (
-                s3.get_paginator("list_objects_v2")
-                .paginate(Bucket=stack.bucket, Prefix=folder)
-                .build_full_result()
-            ),
-        )
-        keys = [item["Key"] for item in listed.get("Contents", [])]
+        keys = [str(item["Key"]) for item in _listed(stack, folder)]
         if not keys:
             raise StackError(f"s3://{stack.bucket}/{folder} holds no batch transform output")
         part = directory / "part.out"

@@ -85,9 +85,7 @@ def start_training(settings: Settings, model: str) -> Outcome:
         if not runs.begin(ref, {"inputs": {}}):
             return Outcome("duplicate", model, ref.run_id, "this set of files already has a run")
         return reject(settings, runs, ref, str(rejected))
-    if isinstance(found, Incomplete):
-        return Outcome("waiting", model=model, detail=f"waiting for {', '.join(found.waiting_for)}")
-    drop = _with_versions(bucket, found)
+    drop = _with_versions(bucket, found) if isinstance(found, Drop) else found
     if isinstance(drop, Incomplete):
         return Outcome("waiting", model=model, detail=f"waiting for {', '.join(drop.waiting_for)}")
     ref = RunRef(model, run_id(drop.fingerprint(), settings.fingerprint()))
